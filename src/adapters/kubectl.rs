@@ -1,0 +1,104 @@
+//! devenv's record of what it applied, kept in the cluster as one ConfigMap per environment in
+//! kube-system. Each key is written by server-side apply with its own field manager, so steps that
+//! run at once never overwrite each other's keys and a key can be removed on its own.
+
+use super::run;
+use crate::error::{Error, Result};
+use crate::exec::Cancel;
+use crate::process::{Cmd, Runner};
+use crate::world::{Applied, Kube, KubeTarget};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Kubectl {
+    pub runner: Arc<dyn Runner>,
+}
+
+pub const NAMESPACE: &str = "kube-system";
+
+pub fn configmap_name(env: &str) -> String {
+    format!("devenv-{env}")
+}
+
+pub fn parse_applied(stdout: &str) -> Result<Option<Applied>> {
+    if stdout.trim().is_empty() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_str(stdout)
+        .map_err(|e| Error::failed(format!("kubectl printed a ConfigMap that is not JSON: {e}"), ""))?;
+    let entries = v
+        .get("data")
+        .and_then(|d| d.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(Applied { entries }))
+}
+
+impl Kubectl {
+    fn base(t: &KubeTarget) -> Cmd {
+        Cmd::new("kubectl").args([
+            "--kubeconfig".to_string(),
+            t.kubeconfig.display().to_string(),
+            "--context".to_string(),
+            t.context.clone(),
+        ])
+    }
+
+    pub fn apply_cmd(t: &KubeTarget, env: &str, key: &str, value: Option<&str>) -> Cmd {
+        let mut cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": configmap_name(env),
+                "namespace": NAMESPACE,
+                "labels": {"app.kubernetes.io/managed-by": "devenv", "devenv.dev/environment": env},
+            },
+        });
+        if let Some(v) = value {
+            cm["data"] = serde_json::json!({ key: v });
+        }
+        Self::base(t)
+            .args([
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager",
+                &format!("devenv-{key}"),
+                "-f",
+                "-",
+            ])
+            .stdin(cm.to_string().into_bytes())
+            .timeout(Duration::from_secs(60))
+    }
+}
+
+impl Kube for Kubectl {
+    fn get_applied(&self, t: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Option<Applied>> {
+        let cmd = Self::base(t)
+            .args([
+                "get",
+                "configmap",
+                &configmap_name(env),
+                "--namespace",
+                NAMESPACE,
+                "--output",
+                "json",
+                "--ignore-not-found",
+            ])
+            .timeout(Duration::from_secs(30));
+        parse_applied(&run(
+            &self.runner,
+            cmd,
+            cancel,
+            "is the cluster reachable? `devenv status` says",
+        )?)
+    }
+
+    fn set_applied(&self, t: &KubeTarget, env: &str, key: &str, value: Option<&str>, cancel: &Cancel) -> Result<()> {
+        run(&self.runner, Self::apply_cmd(t, env, key, value), cancel, "").map(|_| ())
+    }
+}

@@ -1,0 +1,113 @@
+//! The command line (README.md, "Commands").
+
+use crate::config::Driver;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "devenv",
+    version,
+    about = "One command for a local Kubernetes development environment: cluster, ingress, PostgreSQL, Redis, your images, and smoke tests that really connect.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Directory holding the config files (versions.yaml, kind-config.yaml, helm-values/, devenv.yaml)
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Environment (and cluster) name; default: `name` in devenv.yaml, else "devenv"
+    #[arg(short = 'n', long = "name", global = true, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Cluster provider; default: `driver` in devenv.yaml, else kind
+    #[arg(long, global = true, value_enum)]
+    pub driver: Option<Driver>,
+    /// Output format: text for people, json for programs (one object per line on stdout)
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Print only warnings, errors and results
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// No colours (also: NO_COLOR set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Act only on these components (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COMPONENT")]
+    pub only: Vec<String>,
+    /// Leave these components alone (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COMPONENT")]
+    pub skip: Vec<String>,
+    /// Do not run the smoke tests
+    #[arg(long)]
+    pub no_test: bool,
+    /// Delete and create the cluster again (its data is lost)
+    #[arg(long)]
+    pub recreate: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make the environment match the config: cluster, components, images, then smoke tests
+    Up {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Limit for each component's install and readiness (e.g. 10m); default from devenv.yaml
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// Fail at once if another devenv is working on this environment
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show what `up` would do, step by step, with the reason for each
+    Plan {
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Remove the environment (idempotent)
+    Down {
+        /// Also delete devenv's state for it (kubeconfig, generated values, logs)
+        #[arg(long)]
+        purge: bool,
+        /// Fail at once if another devenv is working on this environment
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Cluster, nodes and components; exit 0 only when everything is healthy
+    Status,
+    /// Run the smoke tests against the running environment
+    Test,
+    /// Write the default config files into the directory
+    Init {
+        /// Overwrite files that already exist
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}

@@ -1,0 +1,132 @@
+//! One file per command; shared here: loading the config, choosing the world, observing.
+
+pub mod down;
+pub mod init;
+pub mod plan;
+pub mod status;
+pub mod test;
+pub mod up;
+
+use crate::cli::Global;
+use crate::config::{self, Config, Driver};
+use crate::error::{Error, Result};
+use crate::exec::{Cancel, Ledger};
+use crate::output::Reporter;
+use crate::plan::{Desired, Observed};
+use crate::process::SystemRunner;
+use crate::state::State;
+use crate::world::{ClusterState, KubeTarget, World};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What every command gets.
+pub struct App {
+    pub global: Global,
+    pub vars: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub reporter: Reporter,
+    pub cancel: Cancel,
+    pub ledger: Arc<Ledger>,
+    /// Injected by in-process tests; otherwise chosen from the driver (or DEVENV_SIMULATE).
+    pub world: Option<World>,
+}
+
+impl App {
+    pub fn config(&self) -> Result<Config> {
+        let shown = self.global.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let dir = self.cwd.join(&shown);
+        if !dir.is_dir() {
+            return Err(Error::usage(
+                format!("--dir {}: no such directory", shown.display()),
+                "name the directory that holds devenv.yaml, or run `devenv init` there",
+            ));
+        }
+        config::load(
+            &dir,
+            &shown,
+            &config::Overrides {
+                name: self.global.name.clone(),
+                driver: self.global.driver,
+            },
+        )
+    }
+
+    pub fn state(&self, config: &Config) -> State {
+        State::new(&crate::state::base_dir(&self.vars), &config.project.name)
+    }
+
+    pub fn world(&self, config: &Config, state: &State) -> Result<World> {
+        if let Some(w) = &self.world {
+            return Ok(w.clone());
+        }
+        if let Some(path) = self.vars.get("DEVENV_SIMULATE").filter(|p| !p.is_empty()) {
+            return Ok(crate::world::sim::SimWorld::open(&self.cwd.join(path))?.world());
+        }
+        match config.project.driver {
+            Driver::Kind => {
+                let runner: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
+                Ok(World {
+                    cluster: Arc::new(crate::adapters::kind::Kind {
+                        runner: runner.clone(),
+                        logs_dir: state.path("logs"),
+                    }),
+                    helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
+                    kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
+                    prober: Arc::new(crate::adapters::probe::TcpProber),
+                })
+            }
+            other => Err(Error::usage(
+                format!(
+                    "the {} driver is not available in this version of devenv",
+                    other.as_str()
+                ),
+                "use the kind driver (`--driver kind`, or `driver: kind` in devenv.yaml)",
+            )),
+        }
+    }
+}
+
+pub fn target(world: &World, state: &State, name: &str) -> KubeTarget {
+    KubeTarget {
+        kubeconfig: state.kubeconfig(),
+        context: world.cluster.context(name),
+    }
+}
+
+/// Looks at the environment without changing it: the cluster, and, when it runs, devenv's record
+/// and the helm releases (one call each).
+pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Result<Observed> {
+    let cluster = world.cluster.observe(&d.name, cancel)?;
+    let kubeconfig_present = state.kubeconfig().is_file();
+    let mut observed = Observed {
+        cluster,
+        applied: None,
+        releases: vec![],
+        kubeconfig_present,
+    };
+    let running =
+        matches!(&observed.cluster, ClusterState::Present { .. }) && observed.cluster.stopped_nodes().is_empty();
+    if running {
+        let mut t = target(world, state, &d.name);
+        let scratch;
+        if !kubeconfig_present {
+            // Read-only: a scratch copy, removed afterwards; the plan writes the real one.
+            scratch = state.write_private(
+                &format!("kubeconfig.observe.{}", std::process::id()),
+                &world.cluster.kubeconfig(&d.name, cancel)?,
+            )?;
+            t.kubeconfig = scratch.clone();
+        }
+        let result = (|| -> Result<()> {
+            observed.applied = world.kube.get_applied(&t, &d.name, cancel)?;
+            observed.releases = world.helm.list(&t, cancel)?;
+            Ok(())
+        })();
+        if !kubeconfig_present {
+            let _ = std::fs::remove_file(&t.kubeconfig);
+        }
+        result?;
+    }
+    Ok(observed)
+}

@@ -1,0 +1,78 @@
+//! `devenv plan`: what `up` would do, step by step, with the reason for each.
+
+use super::App;
+use crate::cli::SelectArgs;
+use crate::error::Result;
+use crate::plan::{self, Desired, Plan, Selection};
+
+pub fn selection(s: &SelectArgs) -> Selection {
+    Selection {
+        only: s.only.clone(),
+        skip: s.skip.clone(),
+        no_test: s.no_test,
+    }
+}
+
+pub fn render(p: &Plan) -> String {
+    let mut out = format!(
+        "Plan for environment `{}` ({}): {} change(s)\n",
+        p.environment,
+        p.driver,
+        p.changes()
+    );
+    let width = p.steps.iter().map(|s| s.target.chars().count()).max().unwrap_or(0);
+    for s in &p.steps {
+        out.push_str(&format!(
+            "  {} {:<8} {:<width$}  {}\n",
+            s.kind.sign(),
+            s.kind.word(),
+            s.target,
+            s.reason
+        ));
+    }
+    for n in &p.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+pub fn to_json(p: &Plan) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    v["event"] = "plan".into();
+    v["changes"] = p.changes().into();
+    v
+}
+
+pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
+    let config = app.config()?;
+    let desired = Desired::from_config(&config, &selection(select))?;
+    let state = app.state(&config);
+    let world = app.world(&config, &state)?;
+    // `plan` works before anything is installed: what cannot be observed is assumed absent, and said.
+    let (observed, blind) = match super::observe(&world, &state, &desired, &app.cancel) {
+        Ok(o) => (o, None),
+        Err(e @ crate::error::Error::Prerequisite { .. }) => (
+            plan::Observed {
+                cluster: crate::world::ClusterState::Absent,
+                applied: None,
+                releases: vec![],
+                kubeconfig_present: false,
+            },
+            Some(e),
+        ),
+        Err(e) => return Err(e),
+    };
+    let mut p = plan::plan(
+        &desired,
+        &observed,
+        plan::Options {
+            recreate: select.recreate,
+        },
+    );
+    if let Some(e) = blind {
+        p.notes.push(format!("could not look at the cluster ({e}); the plan assumes it does not exist, and `devenv up` will stop until this is fixed"));
+    }
+    app.reporter.data(&render(&p));
+    app.reporter.json(to_json(&p));
+    Ok(())
+}

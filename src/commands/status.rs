@@ -1,0 +1,98 @@
+//! `devenv status`: cluster, nodes and components; exit 0 only when all is healthy.
+
+use super::{App, observe};
+use crate::error::{Error, Result};
+use crate::plan::{Desired, Selection};
+use crate::world::ClusterState;
+
+pub fn run(app: &App) -> Result<()> {
+    let config = app.config()?;
+    let desired = Desired::from_config(
+        &config,
+        &Selection {
+            no_test: true,
+            ..Default::default()
+        },
+    )?;
+    let state = app.state(&config);
+    let world = app.world(&config, &state)?;
+    let o = observe(&world, &state, &desired, &app.cancel)?;
+    let mut problems = Vec::new();
+    let mut text = format!("environment: {} ({})\n", desired.name, desired.driver.as_str());
+    let mut nodes_json = Vec::new();
+    match &o.cluster {
+        ClusterState::Absent => {
+            text.push_str("cluster:     absent\n");
+            problems.push("the cluster does not exist".to_string());
+        }
+        ClusterState::Present { nodes } => {
+            let applied = o.applied.clone().unwrap_or_default();
+            let matches = applied.entries.get("cluster") == Some(&desired.cluster_digest);
+            text.push_str(&format!(
+                "cluster:     present{}\n",
+                if matches {
+                    ""
+                } else {
+                    " (built from a different configuration; `devenv up --recreate` rebuilds it)"
+                }
+            ));
+            for n in nodes {
+                text.push_str(&format!(
+                    "  node {:<32} {:<14} {}\n",
+                    n.name,
+                    n.role,
+                    if n.running { "running" } else { "exited" }
+                ));
+                nodes_json.push(serde_json::json!({"name": n.name, "role": n.role, "running": n.running}));
+                if !n.running {
+                    problems.push(format!("node {} has exited", n.name));
+                }
+            }
+        }
+    }
+    let mut comps = Vec::new();
+    if !matches!(o.cluster, ClusterState::Absent) {
+        text.push_str("components:\n");
+        let applied = o.applied.clone().unwrap_or_default();
+        for c in &desired.components {
+            let rel = o
+                .releases
+                .iter()
+                .find(|r| r.name == c.name && r.namespace == c.namespace);
+            let status = rel.map(|r| r.status.as_str()).unwrap_or("not installed");
+            let current = applied.entries.get(&format!("component.{}", c.name)) == Some(&c.digest);
+            let endpoint = desired
+                .probes
+                .iter()
+                .find(|p| p.name == c.name || (p.name == "http" && (c.name == "ingress-nginx" || c.name == "traefik")))
+                .map(|p| format!("{}:{}", p.host, p.port))
+                .unwrap_or_default();
+            let chart = rel.map(|r| r.chart.clone()).unwrap_or_else(|| "-".into());
+            text.push_str(&format!(
+                "  {:<16} {:<24} {:<16} {:<10} {}\n",
+                c.name,
+                chart,
+                status,
+                if current { "current" } else { "outdated" },
+                endpoint
+            ));
+            if status != "deployed" {
+                problems.push(format!("{} is {status}", c.name));
+            } else if !current {
+                problems.push(format!("{} differs from the configuration", c.name));
+            }
+            comps.push(serde_json::json!({"name": c.name, "namespace": c.namespace, "chart": chart, "status": status, "current": current, "endpoint": endpoint}));
+        }
+    }
+    app.reporter.data(&text);
+    app.reporter.json(serde_json::json!({"event": "status", "environment": desired.name, "driver": desired.driver.as_str(),
+        "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else {"present"}, "nodes": nodes_json, "components": comps, "healthy": problems.is_empty(), "problems": problems}));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            format!("environment `{}` is not healthy: {}", desired.name, problems.join("; ")),
+            "run `devenv up` to converge it",
+        ))
+    }
+}

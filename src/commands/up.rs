@@ -1,0 +1,305 @@
+//! `devenv up`: observe, plan, then run the plan's changing steps on the executor.
+
+use super::{App, observe, target};
+use crate::cli::SelectArgs;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::exec::{self, Event, Scope, StepCtx, Task};
+use crate::output::seconds;
+use crate::plan::{self, Action, ComponentSpec, Desired, Kind, Plan};
+use crate::state::State;
+use crate::world::{ClusterSpec, InstallSpec, KubeTarget, World};
+use std::time::{Duration, Instant};
+
+pub struct UpArgs<'a> {
+    pub select: &'a SelectArgs,
+    pub dry_run: bool,
+    pub timeout: Option<&'a str>,
+    pub no_wait: bool,
+}
+
+pub fn run(app: &App, args: UpArgs) -> Result<()> {
+    let started = Instant::now();
+    let config = app.config()?;
+    let mut timeouts = config.project.timeouts;
+    if let Some(t) = args.timeout {
+        timeouts.component = crate::config::project::parse_duration(t)
+            .map_err(|m| Error::usage(format!("--timeout: {m}"), "write a duration such as 90s, 5m or 1h"))?;
+    }
+    let desired = Desired::from_config(&config, &super::plan::selection(args.select))?;
+    let state = app.state(&config);
+    let world = app.world(&config, &state)?;
+    let _lock = state.lock(args.no_wait, &app.cancel, |m| app.reporter.info(m))?;
+    let observed = observe(&world, &state, &desired, &app.cancel)?;
+    let p = plan::plan(
+        &desired,
+        &observed,
+        plan::Options {
+            recreate: args.select.recreate,
+        },
+    );
+    if args.dry_run {
+        app.reporter.data(&super::plan::render(&p));
+        app.reporter.json(super::plan::to_json(&p));
+        return Ok(());
+    }
+    for n in &p.notes {
+        app.reporter.warn(n);
+    }
+    if p.changes() == 0 {
+        app.reporter.info(&format!(
+            "environment `{}` is up to date: nothing to do ({})",
+            desired.name,
+            seconds(started.elapsed())
+        ));
+        app.reporter.json(serde_json::json!({"event": "summary", "command": "up", "result": "unchanged", "changes": 0, "elapsed_ms": started.elapsed().as_millis() as u64}));
+        return Ok(());
+    }
+    retired_notice(app, &state, &p);
+    let run = Run {
+        world: &world,
+        state: &state,
+        desired: &desired,
+        config: &config,
+        target: target(&world, &state, &desired.name),
+        timeouts,
+        fresh_cluster: p
+            .steps
+            .iter()
+            .any(|s| s.id == "cluster" && matches!(s.kind, Kind::Create | Kind::Recreate)),
+    };
+    let tasks = p
+        .steps
+        .iter()
+        .filter(|s| s.kind.mutates())
+        .map(|s| {
+            let label = format!("{} {}", s.kind.word(), s.target);
+            let run = &run;
+            let step = s.clone();
+            Task::new(s.id.clone(), label, s.deps.clone(), move |ctx: &StepCtx| {
+                run.step(&step, ctx, &app.reporter)
+            })
+        })
+        .collect();
+    let outcome = exec::execute(tasks, &app.cancel, &app.ledger, &|e| match e {
+        Event::Started { id, label } => app.reporter.step_started(id, label),
+        Event::Finished { result } => app.reporter.step_finished(result),
+        Event::Undone(u) => app.reporter.undone(u),
+    });
+    let changed = outcome.results.iter().filter(|r| r.status == exec::Status::Ok).count();
+    match outcome.error {
+        Some(e) => Err(e),
+        None => {
+            app.reporter.info(&format!(
+                "environment `{}` is up: {changed} step(s) in {}",
+                desired.name,
+                seconds(started.elapsed())
+            ));
+            app.reporter.json(serde_json::json!({"event": "summary", "command": "up", "result": "ok", "changes": changed, "elapsed_ms": started.elapsed().as_millis() as u64}));
+            Ok(())
+        }
+    }
+}
+
+/// ingress-nginx is retired upstream: say so once per environment, when devenv installs it.
+fn retired_notice(app: &App, state: &State, p: &Plan) {
+    let installing = p
+        .steps
+        .iter()
+        .any(|s| s.id == "ingress-nginx" && s.kind == Kind::Create);
+    let marker = state.path("notice-ingress-nginx-retired");
+    if installing && !marker.exists() {
+        app.reporter.warn("ingress-nginx was retired upstream in March 2026 (no fixes since); devenv pins its last release, chart 4.15.1. To switch to the maintained Traefik, set `ingress: traefik` in devenv.yaml.");
+        let _ = state.write_private("notice-ingress-nginx-retired", "shown\n");
+    }
+}
+
+struct Run<'a> {
+    world: &'a World,
+    state: &'a State,
+    desired: &'a Desired,
+    config: &'a Config,
+    target: KubeTarget,
+    timeouts: crate::config::project::Timeouts,
+    /// The plan creates (or recreates) the cluster, so nothing in it predates this run.
+    fresh_cluster: bool,
+}
+
+impl Run<'_> {
+    fn step(&self, step: &plan::Step, ctx: &StepCtx, reporter: &crate::output::Reporter) -> Result<()> {
+        let name = &self.desired.name;
+        let cancel = ctx.cancel;
+        match &step.action {
+            Action::Nothing => Ok(()),
+            Action::CreateCluster => self.create_cluster(ctx),
+            Action::RecreateCluster => {
+                self.world.cluster.delete(name, cancel)?;
+                let _ = std::fs::remove_file(self.state.kubeconfig());
+                self.create_cluster(ctx)
+            }
+            Action::StartCluster => self.world.cluster.start(name, cancel),
+            Action::WriteKubeconfig { record_cluster } => {
+                let text = self.world.cluster.kubeconfig(name, cancel)?;
+                self.state.write_private("kubeconfig", &text)?;
+                if *record_cluster {
+                    self.world.kube.set_applied(
+                        &self.target,
+                        name,
+                        "cluster",
+                        Some(&self.desired.cluster_digest),
+                        cancel,
+                    )?;
+                }
+                Ok(())
+            }
+            Action::Install(i) => self.install(&self.desired.components[*i], step.kind == Kind::Create, ctx),
+            Action::RecoverAndInstall(rel, i) => {
+                self.world.helm.recover(&self.target, rel, cancel)?;
+                self.install(&self.desired.components[*i], false, ctx)
+            }
+            Action::Uninstall { release, namespace } => {
+                self.world.helm.uninstall(&self.target, release, namespace, cancel)?;
+                self.world
+                    .kube
+                    .set_applied(&self.target, name, &format!("component.{release}"), None, cancel)
+            }
+            Action::LoadImages => self.world.cluster.load_images(name, &self.desired.images, cancel),
+            Action::Smoke => self.smoke(ctx, reporter),
+        }
+    }
+
+    fn create_cluster(&self, ctx: &StepCtx) -> Result<()> {
+        let config_path = self
+            .state
+            .write_private("kind-config.yaml", &self.config.kind_config_text)?;
+        let spec = ClusterSpec {
+            name: self.desired.name.clone(),
+            node_image: self.config.versions.kind_node_image.clone(),
+            config_path,
+            kubernetes_version: self.config.versions.minikube_kubernetes.clone(),
+            wait: self.timeouts.cluster,
+        };
+        // Recorded before the call: an interrupted create must not leave half a cluster.
+        let cluster = self.world.cluster.clone();
+        let name = spec.name.clone();
+        let kubeconfig = self.state.kubeconfig();
+        ctx.ledger.record(
+            format!("cluster {name} (created by this run)"),
+            Scope::OnFailure,
+            move || {
+                let _ = std::fs::remove_file(&kubeconfig);
+                cluster.delete(&name, &crate::exec::Cancel::new())
+            },
+        );
+        self.world.cluster.create(&spec, ctx.cancel)
+    }
+
+    fn install(&self, c: &ComponentSpec, fresh: bool, ctx: &StepCtx) -> Result<()> {
+        let mut files = Vec::new();
+        for v in &c.values {
+            files.push(match &v.path {
+                Some(p) => p.clone(),
+                None => self.state.write_private(&format!("values/{}.yaml", c.name), &v.text)?,
+            });
+        }
+        if !c.generated.is_empty() {
+            files.push(
+                self.state
+                    .write_private(&format!("values/{}.devenv.yaml", c.name), &c.generated)?,
+            );
+        }
+        let spec = InstallSpec {
+            release: c.name.clone(),
+            namespace: c.namespace.clone(),
+            chart: c.chart.chart.clone(),
+            repository: c.chart.repository.clone(),
+            version: c.chart.version.clone(),
+            values_files: files,
+            timeout: self.timeouts.component,
+        };
+        if fresh && !self.fresh_cluster {
+            // A release this run adds to a cluster that already existed is removed again on failure.
+            let (helm, t, rel, ns) = (
+                self.world.helm.clone(),
+                self.target.clone(),
+                c.name.clone(),
+                c.namespace.clone(),
+            );
+            ctx.ledger.record(
+                format!("release {rel} (installed by this run)"),
+                Scope::OnFailure,
+                move || helm.uninstall(&t, &rel, &ns, &crate::exec::Cancel::new()),
+            );
+        }
+        self.world.helm.upgrade_install(&self.target, &spec, ctx.cancel)?;
+        self.world.kube.set_applied(
+            &self.target,
+            &self.desired.name,
+            &format!("component.{}", c.name),
+            Some(&c.digest),
+            ctx.cancel,
+        )
+    }
+
+    fn smoke(&self, ctx: &StepCtx, reporter: &crate::output::Reporter) -> Result<()> {
+        smoke(self.world, &self.desired.probes, self.timeouts.test, ctx, reporter)?;
+        self.world.kube.set_applied(
+            &self.target,
+            &self.desired.name,
+            "smoke",
+            Some(&self.desired.smoke_digest),
+            ctx.cancel,
+        )
+    }
+}
+
+/// Runs every probe at once; all must pass.
+pub fn smoke(
+    world: &World,
+    probes: &[crate::world::Probe],
+    timeout: Duration,
+    ctx: &StepCtx,
+    reporter: &crate::output::Reporter,
+) -> Result<()> {
+    let results: Vec<(String, Duration, Result<()>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = probes
+            .iter()
+            .map(|p| {
+                s.spawn(move || {
+                    let t = Instant::now();
+                    let r = world.prober.probe(p, timeout, ctx.cancel);
+                    (format!("{} {}:{}", p.name, p.host, p.port), t.elapsed(), r)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        String::from("probe"),
+                        Duration::ZERO,
+                        Err(Error::failed("a probe panicked", "")),
+                    )
+                })
+            })
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for (what, took, r) in &results {
+        match r {
+            Ok(()) => reporter.debug(&format!("   ✓ {what} ({})", seconds(*took))),
+            Err(Error::Interrupted(s)) => return Err(Error::Interrupted(*s)),
+            Err(e) => failures.push(format!("{what}: {e}")),
+        }
+        reporter.json(serde_json::json!({"event": "check", "check": what, "result": if r.is_ok() {"ok"} else {"failed"}, "elapsed_ms": took.as_millis() as u64, "reason": r.as_ref().err().map(|e| e.to_string())}));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            format!("smoke tests failed:\n  {}", failures.join("\n  ")),
+            "`devenv status` shows which component is not ready",
+        ))
+    }
+}

@@ -1,0 +1,270 @@
+//! kind-config.yaml: kind's own v1alpha4 cluster format, checked field by field so that a typo
+//! is reported here, with its line, instead of by kind halfway through "Preparing nodes".
+
+use super::names;
+use super::yaml::at;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+pub const FILE: &str = "kind-config.yaml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindConfig {
+    pub kind: Spanned<String>,
+    pub api_version: Spanned<String>,
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub nodes: Option<Spanned<Vec<Node>>>,
+    #[serde(default)]
+    pub networking: Option<Networking>,
+    #[serde(default)]
+    pub feature_gates: Option<BTreeMap<String, bool>>,
+    #[serde(default)]
+    pub runtime_config: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub kubeadm_config_patches: Option<Vec<String>>,
+    #[serde(default, rename = "kubeadmConfigPatchesJSON6902")]
+    pub kubeadm_config_patches_json6902: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub containerd_config_patches: Option<Vec<String>>,
+    #[serde(default, rename = "containerdConfigPatchesJSON6902")]
+    pub containerd_config_patches_json6902: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Node {
+    pub role: Spanned<Role>,
+    #[serde(default)]
+    pub image: Option<Spanned<String>>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub extra_mounts: Option<Vec<Mount>>,
+    #[serde(default)]
+    pub extra_port_mappings: Option<Vec<PortMapping>>,
+    #[serde(default)]
+    pub kubeadm_config_patches: Option<Vec<String>>,
+    #[serde(default, rename = "kubeadmConfigPatchesJSON6902")]
+    pub kubeadm_config_patches_json6902: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Mount {
+    pub host_path: String,
+    pub container_path: String,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub selinux_relabel: Option<bool>,
+    #[serde(default)]
+    pub propagation: Option<Propagation>,
+}
+
+#[derive(Deserialize)]
+pub enum Propagation {
+    None,
+    HostToContainer,
+    Bidirectional,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+pub enum Protocol {
+    #[default]
+    TCP,
+    UDP,
+    SCTP,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortMapping {
+    pub container_port: Spanned<u16>,
+    #[serde(default)]
+    pub host_port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub listen_address: Option<Spanned<String>>,
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Networking {
+    #[serde(default)]
+    pub ip_family: Option<IpFamily>,
+    #[serde(default)]
+    pub api_server_address: Option<String>,
+    #[serde(default)]
+    pub api_server_port: Option<i32>,
+    #[serde(default)]
+    pub pod_subnet: Option<String>,
+    #[serde(default)]
+    pub service_subnet: Option<String>,
+    #[serde(default, rename = "disableDefaultCNI")]
+    pub disable_default_cni: Option<bool>,
+    #[serde(default)]
+    pub kube_proxy_mode: Option<KubeProxyMode>,
+    #[serde(default)]
+    pub dns_search: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    Ipv4,
+    Ipv6,
+    Dual,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KubeProxyMode {
+    Iptables,
+    Ipvs,
+    Nftables,
+    None,
+}
+
+/// One host mapping after validation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostMapping {
+    pub node: usize,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub listen_address: String,
+    pub protocol: Protocol,
+    /// Where the mapping stands in the file.
+    pub line: u64,
+}
+
+/// What devenv needs to know of kind-config.yaml after validation.
+#[derive(Debug, Clone)]
+pub struct KindSummary {
+    pub control_planes: usize,
+    pub workers: usize,
+    pub mappings: Vec<HostMapping>,
+    /// Where `nodes:` stands, for errors about the file as a whole.
+    pub nodes_line: u64,
+}
+
+impl KindConfig {
+    pub fn validate(&self, file: &str, env_name: &str) -> Result<KindSummary> {
+        if self.kind.value != "Cluster" {
+            return Err(Error::config(
+                at(file, &self.kind),
+                format!("kind: `{}` is not a kind cluster config", self.kind.value),
+                "write `kind: Cluster`",
+            ));
+        }
+        if self.api_version.value != "kind.x-k8s.io/v1alpha4" {
+            return Err(Error::config(
+                at(file, &self.api_version),
+                format!("apiVersion `{}` is not supported", self.api_version.value),
+                "write `apiVersion: kind.x-k8s.io/v1alpha4` (the only version current kind reads)",
+            ));
+        }
+        if let Some(n) = &self.name
+            && n.value != env_name
+        {
+            return Err(Error::config(
+                at(file, n),
+                format!("name `{}` differs from the environment name `{env_name}`", n.value),
+                "remove `name:` from kind-config.yaml; devenv names the cluster after the environment (-n/--name or devenv.yaml `name`)",
+            ));
+        }
+        let mut summary = KindSummary {
+            control_planes: 0,
+            workers: 0,
+            mappings: vec![],
+            nodes_line: 1,
+        };
+        let empty = Vec::new();
+        let nodes = match &self.nodes {
+            Some(n) => {
+                summary.nodes_line = n.referenced.line();
+                &n.value
+            }
+            None => &empty,
+        };
+        for (i, node) in nodes.iter().enumerate() {
+            match node.role.value {
+                Role::ControlPlane => summary.control_planes += 1,
+                Role::Worker => summary.workers += 1,
+            }
+            if let Some(img) = &node.image {
+                names::pinned_by_digest(&img.value).map_err(|m| {
+                    Error::config(
+                        at(file, img),
+                        format!("nodes[{i}].image: {m}"),
+                        "remove `image:` to use the pinned node image from versions.yaml, or pin this one by digest",
+                    )
+                })?;
+            }
+            for m in node.extra_port_mappings.iter().flatten() {
+                let Some(host) = &m.host_port else { continue };
+                let listen = m
+                    .listen_address
+                    .as_ref()
+                    .map(|l| l.value.clone())
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                if let Some(l) = &m.listen_address
+                    && l.value.parse::<std::net::IpAddr>().is_err()
+                {
+                    return Err(Error::config(
+                        at(file, l),
+                        format!("listenAddress `{}` is not an IP address", l.value),
+                        "write 127.0.0.1 to reach the port from this machine only",
+                    ));
+                }
+                let protocol = m.protocol.unwrap_or_default();
+                if let Some(prev) = summary.mappings.iter().find(|p| {
+                    p.host_port == host.value
+                        && p.protocol == protocol
+                        && (p.listen_address == listen || p.listen_address == "0.0.0.0" || listen == "0.0.0.0")
+                }) {
+                    return Err(Error::config(
+                        at(file, host),
+                        format!("hostPort {} is already mapped on line {}", host.value, prev.line),
+                        "give each mapping its own host port",
+                    ));
+                }
+                summary.mappings.push(HostMapping {
+                    node: i,
+                    container_port: m.container_port.value,
+                    host_port: host.value,
+                    listen_address: listen,
+                    protocol,
+                    line: host.referenced.line(),
+                });
+            }
+        }
+        if summary.control_planes == 0 && !nodes.is_empty() {
+            return Err(Error::config(
+                crate::error::Location {
+                    file: file.into(),
+                    line: summary.nodes_line,
+                    column: 1,
+                },
+                "nodes: there is no control-plane node",
+                "add `- role: control-plane` as the first node",
+            ));
+        }
+        if nodes.is_empty() {
+            summary.control_planes = 1;
+        }
+        Ok(summary)
+    }
+}

@@ -1,0 +1,306 @@
+//! Loading the configuration: each file from `--dir` when present, otherwise the copy compiled
+//! into the binary (the files at the top of devenv's repository), then strict validation of each
+//! file and of the files against each other.
+
+pub mod kind;
+pub mod names;
+pub mod project;
+pub mod versions;
+pub mod yaml;
+
+use crate::error::{Error, Location, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use project::{Driver, Ingress, Project};
+pub use versions::{Chart, Versions};
+
+/// The default files, exactly as `devenv init` writes them.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("versions.yaml", include_str!("../../versions.yaml")),
+    ("kind-config.yaml", include_str!("../../kind-config.yaml")),
+    ("devenv.yaml", include_str!("../../devenv.yaml")),
+    (
+        "helm-values/ingress-nginx.yaml",
+        include_str!("../../helm-values/ingress-nginx.yaml"),
+    ),
+    (
+        "helm-values/traefik.yaml",
+        include_str!("../../helm-values/traefik.yaml"),
+    ),
+    (
+        "helm-values/postgresql.yaml",
+        include_str!("../../helm-values/postgresql.yaml"),
+    ),
+    ("helm-values/redis.yaml", include_str!("../../helm-values/redis.yaml")),
+];
+
+pub fn default_text(name: &str) -> Option<&'static str> {
+    DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Where one configuration file came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    BuiltIn,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub project: Project,
+    pub versions: Versions,
+    pub kind: kind::KindSummary,
+    /// The exact kind-config.yaml text handed to kind.
+    pub kind_config_text: String,
+    /// Values text per component or release name, from helm-values/<name>.yaml.
+    pub helm_values: BTreeMap<String, String>,
+    pub sources: BTreeMap<String, Source>,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub name: Option<String>,
+    pub driver: Option<Driver>,
+}
+
+struct Loaded {
+    display: String,
+    text: String,
+    source: Source,
+}
+
+fn read(dir: &Path, shown: &Path, name: &str) -> Result<Option<Loaded>> {
+    let path = dir.join(name);
+    let display = display_path(shown, name);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| {
+                Error::config(
+                    Location {
+                        file: display.clone(),
+                        line: 0,
+                        column: 0,
+                    },
+                    "the file is not UTF-8 text",
+                    "save it as UTF-8",
+                )
+            })?;
+            Ok(Some(Loaded {
+                display,
+                text,
+                source: Source::File(path),
+            }))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::config(
+            Location {
+                file: display,
+                line: 0,
+                column: 0,
+            },
+            format!("cannot read the file: {e}"),
+            "check the file's permissions",
+        )),
+    }
+}
+
+fn display_path(dir: &Path, name: &str) -> String {
+    if dir == Path::new(".") || dir.as_os_str().is_empty() {
+        name.to_string()
+    } else {
+        dir.join(name).display().to_string()
+    }
+}
+
+fn read_or_default(dir: &Path, shown: &Path, name: &str) -> Result<Loaded> {
+    Ok(match read(dir, shown, name)? {
+        Some(l) => l,
+        None => Loaded {
+            display: format!("{name} (built-in default)"),
+            text: default_text(name)
+                .expect("every default file is compiled in")
+                .to_string(),
+            source: Source::BuiltIn,
+        },
+    })
+}
+
+/// Loads from `dir` (absolute); `shown` is the directory as the user named it, for messages.
+pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
+    let mut sources = BTreeMap::new();
+
+    let project_file = read(dir, shown, project::FILE)?;
+    let mut project = match &project_file {
+        Some(l) if yaml::is_blank(&l.text) => project::ProjectFile::default().validate(&l.display, dir)?,
+        Some(l) => yaml::parse::<project::ProjectFile>(&l.display, &l.text)?.validate(&l.display, dir)?,
+        None => project::ProjectFile::default().validate(project::FILE, dir)?,
+    };
+    sources.insert(
+        project::FILE.to_string(),
+        project_file
+            .as_ref()
+            .map(|l| l.source.clone())
+            .unwrap_or(Source::BuiltIn),
+    );
+    let project_display = project_file
+        .as_ref()
+        .map(|l| l.display.clone())
+        .unwrap_or_else(|| project::FILE.to_string());
+    if let Some(name) = &overrides.name {
+        names::environment(name).map_err(|m| {
+            Error::usage(
+                format!("--name `{name}` {m}"),
+                "use a short lowercase name such as `myapp-ci`",
+            )
+        })?;
+        project.name = name.clone();
+    }
+    if let Some(driver) = overrides.driver {
+        project.driver = driver;
+    }
+
+    let v = read_or_default(dir, shown, versions::FILE)?;
+    let versions = yaml::parse::<versions::VersionsFile>(&v.display, &v.text)?.validate(&v.display)?;
+    sources.insert(versions::FILE.to_string(), v.source);
+
+    let k = read_or_default(dir, shown, kind::FILE)?;
+    let kind_file = yaml::parse::<kind::KindConfig>(&k.display, &k.text)?;
+    let kind = kind_file.validate(&k.display, &project.name)?;
+    sources.insert(kind::FILE.to_string(), k.source);
+
+    let mut helm_values = BTreeMap::new();
+    let mut wanted: Vec<String> = project::COMPONENT_NAMES.iter().map(|s| s.to_string()).collect();
+    wanted.extend(project.releases.iter().map(|r| r.name.clone()));
+    for name in &wanted {
+        let rel = format!("helm-values/{name}.yaml");
+        let loaded = match read(dir, shown, &rel)? {
+            Some(l) => Some(l),
+            None => default_text(&rel).map(|t| Loaded {
+                display: format!("{rel} (built-in default)"),
+                text: t.to_string(),
+                source: Source::BuiltIn,
+            }),
+        };
+        if let Some(l) = loaded {
+            if !yaml::is_blank(&l.text) {
+                yaml::parse::<serde_json::Map<String, serde_json::Value>>(&l.display, &l.text)?;
+            }
+            sources.insert(rel, l.source);
+            helm_values.insert(name.clone(), l.text);
+        }
+    }
+    // A values file that belongs to nothing is almost always a misspelt component name.
+    if let Ok(entries) = std::fs::read_dir(dir.join("helm-values")) {
+        let known: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let mut stray: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
+            .filter(|f| {
+                let stem = f.trim_end_matches(".yaml").trim_end_matches(".yml");
+                !known.contains(&stem)
+                    && !project
+                        .releases
+                        .iter()
+                        .any(|r| r.values.iter().any(|v| v.ends_with(f.as_str())))
+            })
+            .collect();
+        stray.sort();
+        if let Some(f) = stray.first() {
+            let stem = f.trim_end_matches(".yaml").trim_end_matches(".yml");
+            let help = match yaml::did_you_mean(stem, &known) {
+                Some(best) => format!("did you mean helm-values/{best}.yaml?"),
+                None => format!(
+                    "name it after a component ({}) or a release in devenv.yaml",
+                    known.join(", ")
+                ),
+            };
+            return Err(Error::config(
+                Location {
+                    file: display_path(shown, &format!("helm-values/{f}")),
+                    line: 0,
+                    column: 0,
+                },
+                format!("no component or release is named `{stem}`, so these values would never be used"),
+                help,
+            ));
+        }
+    }
+
+    let config = Config {
+        dir: dir.to_path_buf(),
+        project,
+        versions,
+        kind,
+        kind_config_text: k.text,
+        helm_values,
+        sources,
+    };
+    check_host_mappings(&config, &project_display, &k.display)?;
+    Ok(config)
+}
+
+/// Every NodePort devenv exposes must be mapped to a host port by kind-config.yaml, or the
+/// endpoint would be unreachable from the host and `devenv env` would hand out a dead URL.
+fn check_host_mappings(config: &Config, project_display: &str, kind_display: &str) -> Result<()> {
+    if config.project.driver != Driver::Kind {
+        return Ok(());
+    }
+    for (what, np) in config.endpoints() {
+        if config.kind.mappings.iter().any(|m| m.container_port == np.port) {
+            continue;
+        }
+        let location = if np.line > 0 {
+            Location {
+                file: project_display.to_string(),
+                line: np.line,
+                column: np.column,
+            }
+        } else {
+            Location {
+                file: kind_display.to_string(),
+                line: config.kind.nodes_line,
+                column: 1,
+            }
+        };
+        return Err(Error::config(
+            location,
+            format!(
+                "the {what} NodePort {} has no host mapping in kind-config.yaml, so it cannot be reached from this machine",
+                np.port
+            ),
+            format!(
+                "add `{{containerPort: {}, hostPort: <free port>, listenAddress: 127.0.0.1}}` to the control-plane node's extraPortMappings in kind-config.yaml, or change nodePorts.{what} in devenv.yaml",
+                np.port
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The endpoints that are switched on, with their NodePorts.
+    pub fn endpoints(&self) -> Vec<(&'static str, project::NodePort)> {
+        let p = &self.project;
+        let mut out = Vec::new();
+        if p.ingress != Ingress::None {
+            out.push(("http", p.node_ports.http));
+            out.push(("https", p.node_ports.https));
+        }
+        if p.postgresql {
+            out.push(("postgresql", p.node_ports.postgresql));
+        }
+        if p.redis {
+            out.push(("redis", p.node_ports.redis));
+        }
+        out
+    }
+
+    /// The host port that reaches `node_port`, from kind-config.yaml.
+    pub fn host_port(&self, node_port: u16) -> Option<&kind::HostMapping> {
+        self.kind.mappings.iter().find(|m| m.container_port == node_port)
+    }
+}

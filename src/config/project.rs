@@ -1,0 +1,375 @@
+//! devenv.yaml: what differs per project.
+
+use super::names;
+use super::versions::{Chart, chart_ref};
+use super::yaml::at;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::time::Duration;
+
+pub const FILE: &str = "devenv.yaml";
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Kind,
+    Minikube,
+    Existing,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Kind => "kind",
+            Driver::Minikube => "minikube",
+            Driver::Existing => "existing",
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ingress {
+    IngressNginx,
+    Traefik,
+    None,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProjectFile {
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub driver: Option<Driver>,
+    #[serde(default)]
+    pub ingress: Option<Ingress>,
+    #[serde(default)]
+    pub node_ports: NodePortsFile,
+    #[serde(default)]
+    pub postgresql: Toggle,
+    #[serde(default)]
+    pub redis: Toggle,
+    #[serde(default)]
+    pub images: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub releases: Vec<ReleaseFile>,
+    #[serde(default)]
+    pub timeouts: TimeoutsFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodePortsFile {
+    #[serde(default)]
+    pub http: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub https: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub postgresql: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub redis: Option<Spanned<u16>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Toggle { enabled: true }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseFile {
+    pub name: Spanned<String>,
+    pub chart: Spanned<String>,
+    #[serde(default)]
+    pub repository: Option<Spanned<String>>,
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub values: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsFile {
+    #[serde(default)]
+    pub cluster: Option<Spanned<String>>,
+    #[serde(default)]
+    pub component: Option<Spanned<String>>,
+    #[serde(default)]
+    pub test: Option<Spanned<String>>,
+}
+
+/// A NodePort devenv gives one endpoint, and where it was declared (None: the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodePort {
+    pub port: u16,
+    pub line: u64,
+    pub column: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodePorts {
+    pub http: NodePort,
+    pub https: NodePort,
+    pub postgresql: NodePort,
+    pub redis: NodePort,
+}
+
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+    pub chart: Chart,
+    /// Values files, relative to the config directory.
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub cluster: Duration,
+    pub component: Duration,
+    pub test: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub driver: Driver,
+    pub ingress: Ingress,
+    pub node_ports: NodePorts,
+    pub postgresql: bool,
+    pub redis: bool,
+    pub images: Vec<String>,
+    pub releases: Vec<Release>,
+    pub timeouts: Timeouts,
+}
+
+pub const COMPONENT_NAMES: &[&str] = &["ingress-nginx", "traefik", "postgresql", "redis"];
+
+impl ProjectFile {
+    pub fn validate(self, file: &str, dir: &std::path::Path) -> Result<Project> {
+        let name = match &self.name {
+            Some(n) => {
+                names::environment(&n.value).map_err(|m| {
+                    Error::config(
+                        at(file, n),
+                        format!("name `{}` {m}", n.value),
+                        "use a short lowercase name such as `myapp` (it becomes the kind cluster name)",
+                    )
+                })?;
+                n.value.clone()
+            }
+            None => "devenv".to_string(),
+        };
+        let port = |p: &Option<Spanned<u16>>, default: u16, what: &str| -> Result<NodePort> {
+            match p {
+                None => Ok(NodePort {
+                    port: default,
+                    line: 0,
+                    column: 0,
+                }),
+                Some(s) if (30000..=32767).contains(&s.value) => Ok(NodePort {
+                    port: s.value,
+                    line: s.referenced.line(),
+                    column: s.referenced.column(),
+                }),
+                Some(s) => Err(Error::config(
+                    at(file, s),
+                    format!(
+                        "nodePorts.{what}: {} is outside Kubernetes' NodePort range 30000-32767",
+                        s.value
+                    ),
+                    "pick a port from 30000 to 32767 and map it in kind-config.yaml",
+                )),
+            }
+        };
+        let np = &self.node_ports;
+        let node_ports = NodePorts {
+            http: port(&np.http, 30080, "http")?,
+            https: port(&np.https, 30443, "https")?,
+            postgresql: port(&np.postgresql, 30432, "postgresql")?,
+            redis: port(&np.redis, 30379, "redis")?,
+        };
+        let all = [
+            ("http", &np.http, node_ports.http.port),
+            ("https", &np.https, node_ports.https.port),
+            ("postgresql", &np.postgresql, node_ports.postgresql.port),
+            ("redis", &np.redis, node_ports.redis.port),
+        ];
+        for (i, (a, sa, pa)) in all.iter().enumerate() {
+            for (b, sb, pb) in &all[i + 1..] {
+                if pa == pb {
+                    let loc = sb
+                        .as_ref()
+                        .or(sa.as_ref())
+                        .map(|s| at(file, s))
+                        .unwrap_or(crate::error::Location {
+                            file: file.into(),
+                            line: 1,
+                            column: 1,
+                        });
+                    return Err(Error::config(
+                        loc,
+                        format!("nodePorts.{a} and nodePorts.{b} are both {pa}"),
+                        "give each endpoint its own NodePort",
+                    ));
+                }
+            }
+        }
+        let mut images = Vec::new();
+        for img in &self.images {
+            names::pinned_image(&img.value).map_err(|m| {
+                Error::config(
+                    at(file, img),
+                    format!("images: {m}"),
+                    "name the local image with an explicit tag, e.g. myapp:dev",
+                )
+            })?;
+            images.push(img.value.clone());
+        }
+        let mut releases: Vec<Release> = Vec::new();
+        for r in &self.releases {
+            names::dns_label(&r.name.value, 53).map_err(|m| {
+                Error::config(
+                    at(file, &r.name),
+                    format!("releases: name `{}` {m}", r.name.value),
+                    "helm release names are lowercase DNS labels of at most 53 characters",
+                )
+            })?;
+            if COMPONENT_NAMES.contains(&r.name.value.as_str()) || releases.iter().any(|x| x.name == r.name.value) {
+                return Err(Error::config(
+                    at(file, &r.name),
+                    format!("releases: the name `{}` is already taken", r.name.value),
+                    "give each release its own name",
+                ));
+            }
+            let namespace = match &r.namespace {
+                Some(ns) => {
+                    names::dns_label(&ns.value, 63).map_err(|m| {
+                        Error::config(
+                            at(file, ns),
+                            format!("releases.{}.namespace `{}` {m}", r.name.value, ns.value),
+                            "namespaces are lowercase DNS labels",
+                        )
+                    })?;
+                    ns.value.clone()
+                }
+                None => r.name.value.clone(),
+            };
+            let what = format!("releases.{}", r.name.value);
+            let mut chart = chart_ref(file, &what, &r.chart, r.repository.as_ref(), r.version.as_ref())?;
+            if super::versions::is_local_chart(&chart.chart) && !dir.join(&chart.chart).is_dir() {
+                return Err(Error::config(
+                    at(file, &r.chart),
+                    format!("{what}: chart directory `{}` does not exist", chart.chart),
+                    "the path is relative to the directory holding devenv.yaml",
+                ));
+            }
+            chart.images = vec![];
+            let mut values = Vec::new();
+            for v in &r.values {
+                if !dir.join(&v.value).is_file() {
+                    return Err(Error::config(
+                        at(file, v),
+                        format!("{what}.values: `{}` does not exist", v.value),
+                        "the path is relative to the directory holding devenv.yaml",
+                    ));
+                }
+                values.push(v.value.clone());
+            }
+            releases.push(Release {
+                name: r.name.value.clone(),
+                namespace,
+                chart,
+                values,
+            });
+        }
+        let t = &self.timeouts;
+        let timeouts = Timeouts {
+            cluster: duration(file, "timeouts.cluster", t.cluster.as_ref(), 300)?,
+            component: duration(file, "timeouts.component", t.component.as_ref(), 300)?,
+            test: duration(file, "timeouts.test", t.test.as_ref(), 60)?,
+        };
+        Ok(Project {
+            name,
+            driver: self.driver.unwrap_or(Driver::Kind),
+            ingress: self.ingress.unwrap_or(Ingress::IngressNginx),
+            node_ports,
+            postgresql: self.postgresql.enabled,
+            redis: self.redis.enabled,
+            images,
+            releases,
+            timeouts,
+        })
+    }
+}
+
+fn duration(file: &str, what: &str, s: Option<&Spanned<String>>, default_secs: u64) -> Result<Duration> {
+    let Some(s) = s else {
+        return Ok(Duration::from_secs(default_secs));
+    };
+    parse_duration(&s.value).map_err(|m| {
+        Error::config(
+            at(file, s),
+            format!("{what}: {m}"),
+            "write a duration such as 90s, 5m or 1h",
+        )
+    })
+}
+
+/// "90s", "5m", "1h", "1m30s".
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let mult = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("`{text}` is not a duration")),
+        };
+        let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a duration"))?;
+        total = total.saturating_add(n.saturating_mul(mult));
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() {
+        return Err(format!("`{text}` has no unit"));
+    }
+    if !any || total == 0 {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("90").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+}

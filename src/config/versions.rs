@@ -1,0 +1,231 @@
+//! versions.yaml: every pin devenv uses.
+
+use super::names;
+use super::yaml::at;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub const FILE: &str = "versions.yaml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsFile {
+    pub tools: Tools,
+    pub kubernetes: Kubernetes,
+    pub components: Components,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tools {
+    pub kind: Tool,
+    pub helm: Tool,
+    pub kubectl: Tool,
+    pub minikube: Tool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub version: Spanned<String>,
+    pub minimum: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Kubernetes {
+    pub kind_node_image: Spanned<String>,
+    pub minikube_kubernetes: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Components {
+    #[serde(rename = "ingress-nginx")]
+    pub ingress_nginx: ChartPin,
+    pub traefik: ChartPin,
+    pub postgresql: ChartPin,
+    pub redis: ChartPin,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartPin {
+    pub chart: Spanned<String>,
+    #[serde(default)]
+    pub repository: Option<Spanned<String>>,
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub images: Vec<Spanned<String>>,
+}
+
+/// A chart reference after validation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Chart {
+    /// A chart name in `repository`, an `oci://` reference, or a local directory.
+    pub chart: String,
+    pub repository: Option<String>,
+    /// None only for a local chart directory.
+    pub version: Option<String>,
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Versions {
+    pub kind: (String, String),
+    pub helm: (String, String),
+    pub kubectl: (String, String),
+    pub minikube: (String, String),
+    pub kind_node_image: String,
+    pub minikube_kubernetes: String,
+    pub ingress_nginx: Chart,
+    pub traefik: Chart,
+    pub postgresql: Chart,
+    pub redis: Chart,
+}
+
+impl VersionsFile {
+    pub fn validate(self, file: &str) -> Result<Versions> {
+        let tool = |name: &str, t: &Tool| -> Result<(String, String)> {
+            for v in [&t.version, &t.minimum] {
+                names::exact_version(&v.value).map_err(|m| {
+                    Error::config(
+                        at(file, v),
+                        format!("tools.{name}: {m}"),
+                        "pin an exact release, for example 0.33.0",
+                    )
+                })?;
+            }
+            Ok((t.version.value.clone(), t.minimum.value.clone()))
+        };
+        let k = &self.kubernetes;
+        names::pinned_by_digest(&k.kind_node_image.value).map_err(|m| {
+            Error::config(
+                at(file, &k.kind_node_image),
+                format!("kubernetes.kindNodeImage: {m}"),
+                "copy the image with its @sha256 digest from the kind release notes for your kind version",
+            )
+        })?;
+        names::exact_version(&k.minikube_kubernetes.value).map_err(|m| {
+            Error::config(
+                at(file, &k.minikube_kubernetes),
+                format!("kubernetes.minikubeKubernetes: {m}"),
+                "write a Kubernetes version such as v1.35.1",
+            )
+        })?;
+        let c = &self.components;
+        Ok(Versions {
+            kind: tool("kind", &self.tools.kind)?,
+            helm: tool("helm", &self.tools.helm)?,
+            kubectl: tool("kubectl", &self.tools.kubectl)?,
+            minikube: tool("minikube", &self.tools.minikube)?,
+            kind_node_image: k.kind_node_image.value.clone(),
+            minikube_kubernetes: k.minikube_kubernetes.value.clone(),
+            ingress_nginx: chart_pin(file, "components.ingress-nginx", &c.ingress_nginx)?,
+            traefik: chart_pin(file, "components.traefik", &c.traefik)?,
+            postgresql: chart_pin(file, "components.postgresql", &c.postgresql)?,
+            redis: chart_pin(file, "components.redis", &c.redis)?,
+        })
+    }
+}
+
+pub fn is_local_chart(chart: &str) -> bool {
+    chart.starts_with("./") || chart.starts_with("../") || chart.starts_with('/')
+}
+
+/// Validates a chart reference, wherever it is declared (versions.yaml or devenv.yaml releases).
+pub fn chart_ref(
+    file: &str,
+    what: &str,
+    chart: &Spanned<String>,
+    repository: Option<&Spanned<String>>,
+    version: Option<&Spanned<String>>,
+) -> Result<Chart> {
+    let name = chart.value.trim();
+    if name.is_empty() {
+        return Err(Error::config(
+            at(file, chart),
+            format!("{what}.chart is empty"),
+            "name the chart, e.g. `postgres` with a repository, or an oci:// reference",
+        ));
+    }
+    let oci = name.starts_with("oci://");
+    let local = is_local_chart(name);
+    match (repository, oci || local) {
+        (Some(r), true) => {
+            return Err(Error::config(
+                at(file, r),
+                format!("{what}: `repository` cannot be combined with chart `{name}`"),
+                "remove `repository`: an oci:// or local chart names its own location",
+            ));
+        }
+        (None, false) => {
+            return Err(Error::config(
+                at(file, chart),
+                format!("{what}: chart `{name}` has no repository"),
+                "add `repository: https://…` or write the chart as an oci:// reference",
+            ));
+        }
+        (Some(r), false) if !(r.value.starts_with("https://") || r.value.starts_with("http://")) => {
+            return Err(Error::config(
+                at(file, r),
+                format!("{what}.repository `{}` is not an http(s) URL", r.value),
+                "write the chart repository's URL, e.g. https://groundhog2k.github.io/helm-charts/",
+            ));
+        }
+        _ => {}
+    }
+    let version = match version {
+        Some(v) => {
+            names::exact_version(&v.value).map_err(|m| {
+                Error::config(
+                    at(file, v),
+                    format!("{what}.version: {m}"),
+                    "pin the chart's exact version, e.g. `version: 1.6.7`",
+                )
+            })?;
+            Some(v.value.clone())
+        }
+        None if local => None,
+        None => {
+            return Err(Error::config(
+                at(file, chart),
+                format!("{what}: chart `{name}` has no version, so every run could install something different"),
+                "add `version:` with the exact chart version, e.g. `version: 1.6.7`",
+            ));
+        }
+    };
+    Ok(Chart {
+        chart: name.to_string(),
+        repository: repository.map(|r| r.value.clone()),
+        version,
+        images: vec![],
+    })
+}
+
+fn chart_pin(file: &str, what: &str, p: &ChartPin) -> Result<Chart> {
+    let mut chart = chart_ref(file, what, &p.chart, p.repository.as_ref(), p.version.as_ref())?;
+    for img in &p.images {
+        names::pinned_image(&img.value).map_err(|m| {
+            Error::config(
+                at(file, img),
+                format!("{what}.images: {m}"),
+                "pin the image to an exact tag (or tag@sha256 digest)",
+            )
+        })?;
+        if img.value.contains("/bitnami/") || img.value.starts_with("bitnami/") {
+            return Err(Error::config(
+                at(file, img),
+                format!(
+                    "{what}.images: `{}` is a Bitnami image; Bitnami's versioned images left docker.io/bitnami in 2025 and no longer pull",
+                    img.value
+                ),
+                "use the official image (postgres:18.6, redis:8.10.1) and a chart built on it",
+            ));
+        }
+        chart.images.push(img.value.clone());
+    }
+    Ok(chart)
+}

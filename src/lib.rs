@@ -1,0 +1,146 @@
+//! devenv: one command for a local Kubernetes development environment.
+//!
+//! `main.rs` only calls [`run`]; tests call it in-process with their own [`Env`].
+
+pub mod adapters;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod output;
+pub mod plan;
+pub mod process;
+pub mod signals;
+pub mod state;
+pub mod world;
+
+use clap::{CommandFactory, Parser};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything `run` takes from its surroundings.
+pub struct Env {
+    pub vars: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub stdout: output::Sink,
+    pub stderr: output::Sink,
+    pub stderr_is_terminal: bool,
+    /// Tests inject a simulated world; None chooses by driver (or DEVENV_SIMULATE).
+    pub world: Option<world::World>,
+    /// Install SIGINT/SIGTERM handlers (the real process only).
+    pub handle_signals: bool,
+    /// Tests pass a token they can trip to simulate a signal.
+    pub cancel: exec::Cancel,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        Env {
+            vars: std::env::vars().collect(),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            stdout: Box::new(std::io::stdout()),
+            stderr: Box::new(std::io::stderr()),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+            world: None,
+            handle_signals: true,
+            cancel: exec::Cancel::new(),
+        }
+    }
+}
+
+/// Runs devenv with `args` (including the program name) and returns the exit code.
+pub fn run<I, T>(args: I, mut env: Env) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            let text = e.render().to_string();
+            return match e.kind() {
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand if e.exit_code() == 0 => {
+                    let _ = env.stdout.write_all(text.as_bytes());
+                    error::exit::OK
+                }
+                _ => {
+                    let _ = env.stderr.write_all(text.as_bytes());
+                    error::exit::USAGE
+                }
+            };
+        }
+    };
+    let ci = env
+        .vars
+        .get("CI")
+        .is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+    let mode = if cli.global.output == cli::Output::Json {
+        output::Mode::Json
+    } else if env.stderr_is_terminal && !ci {
+        output::Mode::Terminal
+    } else {
+        output::Mode::Plain
+    };
+    let color =
+        mode == output::Mode::Terminal && !cli.global.no_color && env.vars.get("NO_COLOR").is_none_or(|v| v.is_empty());
+    let reporter = output::Reporter::new(
+        mode,
+        cli.global.quiet,
+        cli.global.verbose,
+        color,
+        env.stdout,
+        env.stderr,
+    );
+    let ledger = Arc::new(exec::Ledger::new());
+    if env.handle_signals {
+        signals::install(env.cancel.clone(), ledger.clone());
+    }
+    let app = commands::App {
+        global: cli.global,
+        vars: env.vars,
+        cwd: env.cwd,
+        reporter,
+        cancel: env.cancel,
+        ledger,
+        world: env.world.take(),
+    };
+    let result = match &cli.command {
+        cli::Command::Up {
+            select,
+            dry_run,
+            timeout,
+            no_wait,
+        } => commands::up::run(
+            &app,
+            commands::up::UpArgs {
+                select,
+                dry_run: *dry_run,
+                timeout: timeout.as_deref(),
+                no_wait: *no_wait,
+            },
+        ),
+        cli::Command::Plan { select } => commands::plan::run(&app, select),
+        cli::Command::Down { purge, no_wait } => commands::down::run(&app, *purge, *no_wait),
+        cli::Command::Status => commands::status::run(&app),
+        cli::Command::Test => commands::test::run(&app),
+        cli::Command::Init { force } => commands::init::run(&app, *force),
+        cli::Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cli::Cli::command(), "devenv", &mut buf);
+            app.reporter.data(&String::from_utf8_lossy(&buf));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => error::exit::OK,
+        Err(e) => {
+            app.reporter.error(&e);
+            e.exit_code()
+        }
+    }
+}

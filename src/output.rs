@@ -1,0 +1,210 @@
+//! Everything devenv prints goes through the reporter. Three modes:
+//! - terminal: one indicatif line per step (spinner, elapsed, ✓/✗) on stderr;
+//! - plain (a pipe, or CI set): timestamped lines on stderr;
+//! - json (`-o json`): one JSON object per line on stdout, and nothing else there.
+
+use crate::error::Error;
+use crate::exec::{Status, StepResult, Undone};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Terminal,
+    Plain,
+    Json,
+}
+
+pub type Sink = Box<dyn Write + Send>;
+
+pub struct Reporter {
+    pub mode: Mode,
+    quiet: bool,
+    verbose: bool,
+    color: bool,
+    out: Mutex<Sink>,
+    err: Mutex<Sink>,
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+fn clock() -> String {
+    let s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+pub fn seconds(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+impl Reporter {
+    pub fn new(mode: Mode, quiet: bool, verbose: bool, color: bool, out: Sink, err: Sink) -> Self {
+        let multi = (mode == Mode::Terminal).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Reporter {
+            mode,
+            quiet,
+            verbose,
+            color,
+            out: Mutex::new(out),
+            err: Mutex::new(err),
+            multi,
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// A line of data for stdout (plans, status tables, exports). Suppressed in json mode,
+    /// where the caller emits the JSON form instead.
+    pub fn data(&self, text: &str) {
+        if self.mode == Mode::Json {
+            return;
+        }
+        let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = o.write_all(text.as_bytes());
+        let _ = o.flush();
+    }
+
+    /// One JSON object on stdout (json mode only).
+    pub fn json(&self, v: serde_json::Value) {
+        if self.mode != Mode::Json {
+            return;
+        }
+        let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(o, "{v}");
+        let _ = o.flush();
+    }
+
+    fn line(&self, text: &str) {
+        if let Some(m) = &self.multi {
+            let _ = m.println(text);
+            return;
+        }
+        let mut e = self.err.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = if self.mode == Mode::Plain {
+            writeln!(e, "[{}] {text}", clock())
+        } else {
+            writeln!(e, "{text}")
+        };
+        let _ = e.flush();
+    }
+
+    pub fn info(&self, text: &str) {
+        match self.mode {
+            Mode::Json => self.json(serde_json::json!({"event": "info", "message": text})),
+            _ if self.quiet => {}
+            _ => self.line(text),
+        }
+    }
+
+    pub fn debug(&self, text: &str) {
+        if self.verbose {
+            self.info(text);
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        match self.mode {
+            Mode::Json => self.json(serde_json::json!({"event": "warning", "message": text})),
+            _ => self.line(&format!("{} {text}", self.paint("33", "warning:"))),
+        }
+    }
+
+    pub fn step_started(&self, id: &str, label: &str) {
+        match self.mode {
+            Mode::Json => {
+                self.json(serde_json::json!({"event": "step", "id": id, "label": label, "status": "started"}))
+            }
+            _ if self.quiet => {}
+            Mode::Terminal => {
+                let Some(m) = &self.multi else { return };
+                let bar = m.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template(" {spinner} {msg} {elapsed:.dim}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_message(label.to_string());
+                bar.enable_steady_tick(Duration::from_millis(100));
+                self.bars
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.to_string(), bar);
+            }
+            Mode::Plain => self.line(&format!(" • {label}")),
+        }
+    }
+
+    pub fn step_finished(&self, r: &StepResult) {
+        let elapsed = r.span.map(|(a, b)| b.saturating_sub(a)).unwrap_or_default();
+        let (status, mark, detail) = match &r.status {
+            Status::Ok => ("ok", self.paint("32", "✓"), String::new()),
+            Status::Failed(m) => (
+                "failed",
+                self.paint("31", "✗"),
+                format!(": {}", m.lines().next().unwrap_or("")),
+            ),
+            Status::Cancelled => ("cancelled", self.paint("33", "✗"), " (stopped)".to_string()),
+            Status::Skipped => ("skipped", "-".to_string(), " (skipped)".to_string()),
+        };
+        if self.mode == Mode::Json {
+            let mut v = serde_json::json!({"event": "step", "id": r.id, "label": r.label, "status": status, "elapsed_ms": elapsed.as_millis() as u64});
+            if let Status::Failed(m) = &r.status {
+                v["error"] = m.clone().into();
+            }
+            self.json(v);
+            return;
+        }
+        let text = format!(" {mark} {} ({}){detail}", r.label, seconds(elapsed));
+        if let Some(bar) = self.bars.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.id) {
+            bar.finish_and_clear();
+        }
+        if self.quiet && r.status == Status::Ok {
+            return;
+        }
+        self.line(&text);
+    }
+
+    pub fn undone(&self, u: &Undone) {
+        match (&u.error, self.mode) {
+            (None, Mode::Json) => self.json(serde_json::json!({"event": "rollback", "undone": u.description})),
+            (Some(e), Mode::Json) => {
+                self.json(serde_json::json!({"event": "rollback", "undone": u.description, "error": e}))
+            }
+            (None, _) => self.line(&format!(" ↺ rolled back: {}", u.description)),
+            (Some(e), _) => self.warn(&format!("could not roll back {}: {e}", u.description)),
+        }
+    }
+
+    pub fn error(&self, e: &Error) {
+        if self.mode == Mode::Json {
+            self.json(e.to_json());
+            return;
+        }
+        if let Some(m) = &self.multi {
+            m.clear().ok();
+        }
+        let mut w = self.err.lock().unwrap_or_else(|e| e.into_inner());
+        let text = e.render();
+        let text = if self.color {
+            text.replacen("error:", &self.paint("31;1", "error:"), 1)
+                .replacen("help:", &self.paint("36", "help:"), 1)
+        } else {
+            text
+        };
+        let _ = w.write_all(text.as_bytes());
+        let _ = w.flush();
+    }
+}

@@ -1,0 +1,352 @@
+//! The planner: desired environment + observed environment -> an ordered list of steps, each with
+//! what it does and why. Pure: no I/O, so `plan`, `up --dry-run` and `up` agree by construction.
+
+pub mod desired;
+
+pub use desired::{ComponentSpec, Desired, Selection};
+
+use crate::world::{Applied, ClusterState, ReleaseInfo};
+use serde::Serialize;
+
+/// What devenv saw, read-only.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub cluster: ClusterState,
+    /// None when the cluster is absent or devenv has never recorded anything in it.
+    pub applied: Option<Applied>,
+    pub releases: Vec<ReleaseInfo>,
+    pub kubeconfig_present: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Create,
+    Upgrade,
+    Keep,
+    Recreate,
+    Delete,
+    Start,
+    Recover,
+    Run,
+}
+
+impl Kind {
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Create => "create",
+            Kind::Upgrade => "upgrade",
+            Kind::Keep => "keep",
+            Kind::Recreate => "recreate",
+            Kind::Delete => "delete",
+            Kind::Start => "start",
+            Kind::Recover => "recover",
+            Kind::Run => "run",
+        }
+    }
+    pub fn sign(self) -> char {
+        match self {
+            Kind::Create => '+',
+            Kind::Upgrade => '~',
+            Kind::Keep => '=',
+            Kind::Recreate => '!',
+            Kind::Delete => '-',
+            Kind::Start => '^',
+            Kind::Recover => '*',
+            Kind::Run => '>',
+        }
+    }
+    /// Whether the step changes anything.
+    pub fn mutates(self) -> bool {
+        !matches!(self, Kind::Keep)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    CreateCluster,
+    RecreateCluster,
+    StartCluster,
+    /// Write the kubeconfig; after a create, also record how the cluster was built.
+    WriteKubeconfig {
+        record_cluster: bool,
+    },
+    /// Install or upgrade the component at this index of `Desired::components`.
+    Install(usize),
+    /// Clear a stuck release, then install the component at this index.
+    RecoverAndInstall(ReleaseInfo, usize),
+    Uninstall {
+        release: String,
+        namespace: String,
+    },
+    LoadImages,
+    Smoke,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub kind: Kind,
+    pub target: String,
+    pub reason: String,
+    pub deps: Vec<String>,
+    #[serde(skip)]
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub environment: String,
+    pub driver: &'static str,
+    pub steps: Vec<Step>,
+    /// Things the user should know that are not steps (a cluster kept despite a changed config).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> usize {
+        self.steps.iter().filter(|s| s.kind.mutates()).count()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub recreate: bool,
+}
+
+pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
+    let mut steps = Vec::new();
+    let mut notes = Vec::new();
+    let applied = o.applied.clone().unwrap_or_default();
+    let recorded = |k: &str| applied.entries.get(k).cloned();
+
+    // 1. The cluster.
+    let stopped = o.cluster.stopped_nodes();
+    let (cluster_kind, cluster_reason, action) = match (&o.cluster, recorded("cluster")) {
+        (ClusterState::Absent, _) => (Kind::Create, format!("cluster `{}` does not exist", d.name), Action::CreateCluster),
+        (ClusterState::Present { .. }, rec) if rec.as_deref() != Some(d.cluster_digest.as_str()) && opts.recreate => (
+            Kind::Recreate,
+            match rec {
+                Some(_) => "--recreate: the cluster was built from a different kind-config.yaml or node image; it is deleted with its data and created again".to_string(),
+                None => "--recreate: devenv has no record of how this cluster was built; it is deleted with its data and created again".to_string(),
+            },
+            Action::RecreateCluster,
+        ),
+        (ClusterState::Present { .. }, _) if opts.recreate => (
+            Kind::Recreate,
+            "--recreate: deleted with its data and created again, although its configuration is unchanged".to_string(),
+            Action::RecreateCluster,
+        ),
+        (ClusterState::Present { .. }, _) if !stopped.is_empty() => (
+            Kind::Start,
+            format!("node container(s) {} have exited (after a Docker or host restart?); devenv starts them", stopped.join(", ")),
+            Action::StartCluster,
+        ),
+        (ClusterState::Present { .. }, Some(rec)) if rec == d.cluster_digest => (
+            Kind::Keep,
+            "running, built from the same configuration and node image".to_string(),
+            Action::Nothing,
+        ),
+        (ClusterState::Present { .. }, Some(_)) => {
+            notes.push(format!(
+                "cluster `{}` was built from a different kind-config.yaml or node image than the current one; it is kept. Run `devenv up --recreate` to rebuild it (this deletes its data).",
+                d.name
+            ));
+            (Kind::Keep, "running; its configuration differs from the files (see the note below) and is kept until --recreate".to_string(), Action::Nothing)
+        }
+        (ClusterState::Present { .. }, None) => (
+            Kind::Keep,
+            "running; devenv has not recorded how it was built, so it is adopted as it is".to_string(),
+            Action::Nothing,
+        ),
+    };
+    let fresh = matches!(cluster_kind, Kind::Create | Kind::Recreate);
+    steps.push(Step {
+        id: "cluster".into(),
+        kind: cluster_kind,
+        target: format!("cluster {}", d.name),
+        reason: cluster_reason,
+        deps: vec![],
+        action,
+    });
+
+    // 2. The kubeconfig devenv keeps for the environment.
+    let (kind, reason, action) = if fresh {
+        (
+            Kind::Create,
+            "written from the new cluster (user-only permissions)".to_string(),
+            Action::WriteKubeconfig { record_cluster: true },
+        )
+    } else if !o.kubeconfig_present {
+        (
+            Kind::Create,
+            "missing from devenv's state directory".to_string(),
+            Action::WriteKubeconfig { record_cluster: false },
+        )
+    } else {
+        (
+            Kind::Keep,
+            "present in devenv's state directory".to_string(),
+            Action::Nothing,
+        )
+    };
+    steps.push(Step {
+        id: "kubeconfig".into(),
+        kind,
+        target: "kubeconfig".into(),
+        reason,
+        deps: vec!["cluster".into()],
+        action,
+    });
+
+    // 3. Components removed from the configuration, if devenv installed them.
+    for (name, namespace) in &d.switched_off {
+        let key = format!("component.{name}");
+        let installed = !fresh && o.releases.iter().any(|r| &r.name == name && &r.namespace == namespace);
+        if installed && recorded(&key).is_some() {
+            steps.push(Step {
+                id: format!("remove-{name}"),
+                kind: Kind::Delete,
+                target: format!("release {name}"),
+                reason: "switched off in devenv.yaml; devenv installed it, so devenv removes it".to_string(),
+                deps: vec!["kubeconfig".into()],
+                action: Action::Uninstall {
+                    release: name.clone(),
+                    namespace: namespace.clone(),
+                },
+            });
+        }
+    }
+
+    // 4. Images, before the releases that may use them.
+    if !d.images.is_empty() {
+        steps.push(Step {
+            id: "images".into(),
+            kind: Kind::Run,
+            target: format!("{} image(s)", d.images.len()),
+            reason: format!(
+                "load {} into every node (images already there are skipped)",
+                d.images.join(", ")
+            ),
+            deps: vec!["cluster".into()],
+            action: Action::LoadImages,
+        });
+    }
+
+    // 5. Components, concurrently where nothing orders them.
+    for (i, c) in d.components.iter().enumerate() {
+        let version = c.chart.version.clone().unwrap_or_else(|| "local".into());
+        let target = format!("{} {} ({})", c.name, version, c.chart.chart);
+        let rel = o
+            .releases
+            .iter()
+            .find(|r| r.name == c.name && r.namespace == c.namespace);
+        let rec = recorded(&format!("component.{}", c.name));
+        let (kind, reason, action) = match rel {
+            _ if fresh => (
+                Kind::Create,
+                "installed into the new cluster".to_string(),
+                Action::Install(i),
+            ),
+            None => (
+                Kind::Create,
+                format!("not installed in namespace {}", c.namespace),
+                Action::Install(i),
+            ),
+            Some(r) if r.status.starts_with("pending-") || r.status == "uninstalling" => (
+                Kind::Recover,
+                format!(
+                    "left `{}` by an interrupted run; devenv clears it, then installs",
+                    r.status
+                ),
+                Action::RecoverAndInstall(r.clone(), i),
+            ),
+            Some(r) if r.status == "failed" => (
+                Kind::Upgrade,
+                "its last helm operation failed; devenv installs it again".to_string(),
+                Action::Install(i),
+            ),
+            Some(_) if rec.as_deref() == Some(c.digest.as_str()) => (
+                Kind::Keep,
+                "chart, version and values unchanged since devenv installed it".to_string(),
+                Action::Nothing,
+            ),
+            Some(r) => {
+                let want = format!(
+                    "{}-{}",
+                    c.chart.chart.rsplit('/').next().unwrap_or(&c.chart.chart),
+                    version
+                );
+                let reason = if rec.is_none() {
+                    "installed, but devenv has no record of its values; upgraded to match the files".to_string()
+                } else if r.chart != want {
+                    format!("chart {} -> {}", r.chart, want)
+                } else {
+                    let files: Vec<&str> = c.values.iter().map(|v| v.display.as_str()).collect();
+                    format!("values changed ({} or devenv.yaml)", files.join(", "))
+                };
+                (Kind::Upgrade, reason, Action::Install(i))
+            }
+        };
+        let mut deps = vec!["kubeconfig".to_string()];
+        deps.extend(
+            c.after
+                .iter()
+                .filter(|a| d.components.iter().any(|x| &x.name == *a))
+                .cloned(),
+        );
+        if !d.images.is_empty() && !c.after.is_empty() {
+            deps.push("images".into());
+        }
+        steps.push(Step {
+            id: c.name.clone(),
+            kind,
+            target,
+            reason,
+            deps,
+            action,
+        });
+    }
+
+    // 6. Smoke tests, last.
+    if d.smoke {
+        let changed = steps.iter().any(|s| s.kind.mutates());
+        let passed_before = recorded("smoke").as_deref() == Some(d.smoke_digest.as_str());
+        let checks: Vec<&str> = d.probes.iter().map(|p| p.name.as_str()).collect();
+        let what = if checks.is_empty() {
+            "no endpoints".to_string()
+        } else {
+            checks.join(", ")
+        };
+        let (kind, reason, action) = if changed || !passed_before {
+            (Kind::Run, format!("connect from this machine to {what}"), Action::Smoke)
+        } else {
+            (
+                Kind::Keep,
+                "nothing changed since they last passed; `devenv test` runs them again".to_string(),
+                Action::Nothing,
+            )
+        };
+        let deps = steps
+            .iter()
+            .filter(|s| s.id != "cluster")
+            .map(|s| s.id.clone())
+            .collect();
+        steps.push(Step {
+            id: "smoke".into(),
+            kind,
+            target: "smoke tests".into(),
+            reason,
+            deps,
+            action,
+        });
+    }
+
+    Plan {
+        environment: d.name.clone(),
+        driver: d.driver.as_str(),
+        steps,
+        notes,
+    }
+}

@@ -1,0 +1,363 @@
+//! Every subprocess devenv starts goes through here: an argv vector (never a shell), a timeout,
+//! cancellation (SIGTERM forwarded, then SIGKILL after a grace period), and on failure an error
+//! that carries the command line and the tail of its output.
+
+use crate::error::Error;
+use crate::exec::Cancel;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            ..Default::default()
+        }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, a: I) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+    pub fn stdin(mut self, data: Vec<u8>) -> Self {
+        self.stdin = Some(data);
+        self
+    }
+    /// The command as a user would type it (for messages only; never executed through a shell).
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .map(|a| {
+                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                    format!("'{}'", a.replace('\'', "'\\''"))
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.program.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("`{program}` was not found on PATH")]
+    NotFound { program: String },
+    #[error("`{command}` exited with status {code}{}", tail_suffix(.stderr))]
+    Failed {
+        command: String,
+        code: i32,
+        stdout: String,
+        stderr: String,
+    },
+    #[error("`{command}` did not finish within {}s", .after.as_secs())]
+    TimedOut { command: String, after: Duration },
+    #[error("`{command}` was stopped")]
+    Cancelled { command: String },
+    #[error("could not run `{command}`: {message}")]
+    Io { command: String, message: String },
+}
+
+fn tail_suffix(stderr: &str) -> String {
+    let t = tail(stderr, 12);
+    if t.is_empty() { String::new() } else { format!(":\n{t}") }
+}
+
+/// The last `n` non-empty lines of some output, indented for an error message.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl RunError {
+    /// Converts into devenv's error, keeping a cancellation an interruption.
+    pub fn into_error(self, cancel: &Cancel, help: &str) -> Error {
+        match self {
+            RunError::Cancelled { .. } => cancel.error(),
+            RunError::NotFound { program } => Error::prerequisite(
+                format!("`{program}` was not found on PATH"),
+                format!("install {program} (see `devenv doctor`), or put it on PATH"),
+            ),
+            other => Error::failed(other.to_string(), help),
+        }
+    }
+}
+
+/// Runs commands. The real one spawns processes; tests script one.
+pub trait Runner: Send + Sync {
+    fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Output, RunError>;
+}
+
+/// How long a child gets to exit after SIGTERM before SIGKILL (helm needs time to record state).
+const GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+pub struct SystemRunner;
+
+impl Runner for SystemRunner {
+    fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Output, RunError> {
+        let command = cmd.display();
+        if cancel.is_cancelled() {
+            return Err(RunError::Cancelled { command });
+        }
+        let mut c = Command::new(&cmd.program);
+        // Its own process group, so that a signal reaches the tool and everything it started.
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        c.args(&cmd.args)
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RunError::NotFound {
+                program: cmd.program.clone(),
+            },
+            _ => RunError::Io {
+                command: command.clone(),
+                message: e.to_string(),
+            },
+        })?;
+        let stdin_thread = cmd.stdin.clone().zip(child.stdin.take()).map(|(data, mut pipe)| {
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            })
+        });
+        let read = |mut r: Box<dyn Read + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+            });
+            rx
+        };
+        let out_t = read(Box::new(child.stdout.take().expect("piped")));
+        let err_t = read(Box::new(child.stderr.take().expect("piped")));
+        let started = Instant::now();
+        let mut term_sent: Option<Instant> = None;
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(RunError::Io {
+                        command,
+                        message: e.to_string(),
+                    });
+                }
+            }
+            let over = cmd.timeout.is_some_and(|t| started.elapsed() > t);
+            if (cancel.is_cancelled() || over) && term_sent.is_none() {
+                timed_out = over;
+                // SAFETY: kill(2) on our own child's process group; no memory is touched.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM) };
+                term_sent = Some(Instant::now());
+            }
+            if term_sent.is_some_and(|t| t.elapsed() > GRACE) {
+                // SAFETY: as above.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if let Some(t) = stdin_thread {
+            let _ = t.join();
+        }
+        // A background process the tool left behind may hold the pipes open: do not wait for it.
+        let drain = Duration::from_secs(2);
+        let stdout = out_t.recv_timeout(drain).unwrap_or_default();
+        let stderr = err_t.recv_timeout(drain).unwrap_or_default();
+        if term_sent.is_some() {
+            return Err(if timed_out {
+                RunError::TimedOut {
+                    command,
+                    after: cmd.timeout.unwrap_or_default(),
+                }
+            } else {
+                RunError::Cancelled { command }
+            });
+        }
+        let code = status.code().unwrap_or(-1);
+        if code != 0 {
+            return Err(RunError::Failed {
+                command,
+                code,
+                stdout,
+                stderr,
+            });
+        }
+        Ok(Output { code, stdout, stderr })
+    }
+}
+
+/// A runner for tests: answers from a script keyed by argv prefix and records every call.
+/// An argv prefix and the answer to commands that start with it.
+type Answer = (Vec<String>, Result<Output, (i32, String)>);
+
+#[derive(Default)]
+pub struct ScriptedRunner {
+    script: Mutex<Vec<Answer>>,
+    calls: Mutex<Vec<Cmd>>,
+}
+
+impl ScriptedRunner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Answers commands starting with `prefix` with `stdout` and status 0.
+    pub fn ok(&self, prefix: &[&str], stdout: &str) -> &Self {
+        self.push(
+            prefix,
+            Ok(Output {
+                code: 0,
+                stdout: stdout.into(),
+                stderr: String::new(),
+            }),
+        )
+    }
+    /// Answers commands starting with `prefix` with a failure.
+    pub fn fail(&self, prefix: &[&str], code: i32, stderr: &str) -> &Self {
+        self.push(prefix, Err((code, stderr.into())))
+    }
+    fn push(&self, prefix: &[&str], r: Result<Output, (i32, String)>) -> &Self {
+        self.script
+            .lock()
+            .unwrap()
+            .push((prefix.iter().map(|s| s.to_string()).collect(), r));
+        self
+    }
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        self.calls.lock().unwrap().iter().map(Cmd::argv).collect()
+    }
+    pub fn last_stdin(&self) -> Option<Vec<u8>> {
+        self.calls.lock().unwrap().last().and_then(|c| c.stdin.clone())
+    }
+}
+
+impl Runner for ScriptedRunner {
+    fn run(&self, cmd: &Cmd, _cancel: &Cancel) -> Result<Output, RunError> {
+        self.calls.lock().unwrap().push(cmd.clone());
+        let argv = cmd.argv();
+        let script = self.script.lock().unwrap();
+        let hit = script.iter().rev().find(|(p, _)| argv.starts_with(p));
+        match hit {
+            Some((_, Ok(o))) => Ok(o.clone()),
+            Some((_, Err((code, stderr)))) => Err(RunError::Failed {
+                command: cmd.display(),
+                code: *code,
+                stdout: String::new(),
+                stderr: stderr.clone(),
+            }),
+            None => Err(RunError::NotFound {
+                program: cmd.program.clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Signal;
+    use crate::exec::Reason;
+
+    #[test]
+    fn a_failure_carries_the_command_and_the_tail_of_stderr() {
+        let cmd = Cmd::new("sh").args(["-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 4"]);
+        let err = SystemRunner.run(&cmd, &Cancel::new()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("exited with status 4"), "{msg}");
+        assert!(msg.contains("line30") && !msg.contains("line10\n"), "{msg}");
+        assert!(msg.contains("'for i in"), "the command is shown quoted: {msg}");
+    }
+
+    #[test]
+    fn a_missing_program_is_a_prerequisite_error() {
+        let err = SystemRunner
+            .run(&Cmd::new("devenv-no-such-tool"), &Cancel::new())
+            .unwrap_err();
+        assert!(matches!(err, RunError::NotFound { .. }));
+        assert_eq!(err.into_error(&Cancel::new(), "").exit_code(), 3);
+    }
+
+    #[test]
+    fn a_timeout_stops_the_child() {
+        let t = Instant::now();
+        let err = SystemRunner
+            .run(
+                &Cmd::new("sleep").arg("30").timeout(Duration::from_millis(100)),
+                &Cancel::new(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, RunError::TimedOut { .. }), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn cancelling_forwards_sigterm_and_the_child_may_clean_up() {
+        let dir = std::env::temp_dir().join(format!("devenv-term-{}", std::process::id()));
+        let marker = dir.with_extension("cleaned");
+        let _ = std::fs::remove_file(&marker);
+        let script = format!("trap 'touch {}; exit 0' TERM; sleep 30 & wait", marker.display());
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            c.cancel(Reason::Signal(Signal::Term));
+        });
+        let err = SystemRunner
+            .run(&Cmd::new("sh").args(["-c", &script]), &cancel)
+            .unwrap_err();
+        assert!(matches!(err, RunError::Cancelled { .. }));
+        assert!(marker.exists(), "the child's TERM trap ran");
+        assert_eq!(err.into_error(&cancel, "").exit_code(), 143);
+        let _ = std::fs::remove_file(&marker);
+    }
+
+    #[test]
+    fn stdin_is_streamed_to_the_child() {
+        let out = SystemRunner
+            .run(&Cmd::new("cat").stdin(b"hello".to_vec()), &Cancel::new())
+            .unwrap();
+        assert_eq!(out.stdout, "hello");
+    }
+}

@@ -1,0 +1,143 @@
+//! devenv's per-environment state directory (user-only): the kubeconfig, generated values, the
+//! lock, logs. `DEVENV_STATE_DIR`, else `$XDG_STATE_HOME/devenv`, else `~/.local/state/devenv`.
+
+use crate::error::{Error, Result};
+use crate::exec::Cancel;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub fn base_dir(vars: &BTreeMap<String, String>) -> PathBuf {
+    if let Some(d) = vars.get("DEVENV_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = vars.get("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("devenv");
+    }
+    let home = vars.get("HOME").cloned().unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/state/devenv")
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub dir: PathBuf,
+}
+
+impl State {
+    pub fn new(base: &Path, env: &str) -> Self {
+        State { dir: base.join(env) }
+    }
+
+    pub fn ensure(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_err(&self.dir, e))
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// Writes a user-only file atomically (temp file + rename).
+    pub fn write_private(&self, rel: &str, text: &str) -> Result<PathBuf> {
+        let path = self.dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_err(parent, e))?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_err(&path, e)
+        })?;
+        Ok(path)
+    }
+
+    /// Takes the environment's lock. Another devenv holding it: wait (saying so) or, with
+    /// `no_wait`, fail at once. The lock is released when the guard drops, or when the process dies.
+    pub fn lock(&self, no_wait: bool, cancel: &Cancel, mut waiting: impl FnMut(&str)) -> Result<LockGuard> {
+        self.ensure()?;
+        let path = self.dir.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let _ = file.rewind();
+                    let who = match holder.trim() {
+                        "" => "another devenv".to_string(),
+                        pid => format!("another devenv (pid {pid})"),
+                    };
+                    let env = self
+                        .dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if no_wait {
+                        return Err(Error::prerequisite(
+                            format!("environment `{env}` is busy: {who} is working on it"),
+                            "wait for it to finish, or run again without --no-wait to wait for it",
+                        ));
+                    }
+                    if !said {
+                        waiting(&format!("waiting for {who} to finish with environment `{env}`…"));
+                        said = true;
+                    }
+                    if !cancel.sleep(Duration::from_millis(100)) {
+                        return Err(cancel.error());
+                    }
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
+            }
+        }
+        let _ = file.set_len(0);
+        let _ = write!(file, "{}", std::process::id());
+        let _ = file.flush();
+        Ok(LockGuard { file })
+    }
+}
+
+pub struct LockGuard {
+    file: File,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::failed(
+        format!("cannot write {}: {e}", path.display()),
+        "check the permissions of devenv's state directory (DEVENV_STATE_DIR)",
+    )
+}

@@ -1,0 +1,138 @@
+//! The external systems devenv talks to, each behind one small trait. `adapters/` holds the real
+//! implementations (kind, minikube, helm, kubectl, docker); `sim` holds the stateful test double:
+//! one simulated world shared by all of them, with latency and fault injection.
+
+pub mod sim;
+
+use crate::error::Result;
+use crate::exec::Cancel;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A node container as the container engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    pub name: String,
+    pub role: String,
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterState {
+    Absent,
+    Present { nodes: Vec<NodeState> },
+}
+
+impl ClusterState {
+    pub fn stopped_nodes(&self) -> Vec<&str> {
+        match self {
+            ClusterState::Absent => vec![],
+            ClusterState::Present { nodes } => nodes.iter().filter(|n| !n.running).map(|n| n.name.as_str()).collect(),
+        }
+    }
+}
+
+/// Everything a provider needs to create a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub node_image: String,
+    /// kind: the kind-config.yaml file devenv hands to kind.
+    pub config_path: PathBuf,
+    pub kubernetes_version: String,
+    pub wait: std::time::Duration,
+}
+
+/// How to reach the cluster: always an explicit kubeconfig and context, never the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    pub kubeconfig: PathBuf,
+    pub context: String,
+}
+
+pub trait ClusterProvider: Send + Sync {
+    /// Read-only and cheap.
+    fn observe(&self, name: &str, cancel: &Cancel) -> Result<ClusterState>;
+    fn create(&self, spec: &ClusterSpec, cancel: &Cancel) -> Result<()>;
+    fn delete(&self, name: &str, cancel: &Cancel) -> Result<()>;
+    /// Starts node containers that have exited.
+    fn start(&self, name: &str, cancel: &Cancel) -> Result<()>;
+    /// The cluster's kubeconfig, for the file devenv keeps in its state dir.
+    fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String>;
+    /// The kube context name for this cluster.
+    fn context(&self, name: &str) -> String;
+    fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub name: String,
+    pub namespace: String,
+    /// deployed, failed, pending-install, pending-upgrade, pending-rollback, uninstalling, …
+    pub status: String,
+    /// chart-version, as `helm list` prints it.
+    pub chart: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallSpec {
+    pub release: String,
+    pub namespace: String,
+    pub chart: String,
+    pub repository: Option<String>,
+    pub version: Option<String>,
+    pub values_files: Vec<PathBuf>,
+    pub timeout: std::time::Duration,
+}
+
+pub trait Helm: Send + Sync {
+    /// All releases in every namespace, in one call.
+    fn list(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Vec<ReleaseInfo>>;
+    /// `helm upgrade --install`, waiting for readiness and rolling back on failure.
+    fn upgrade_install(&self, target: &KubeTarget, spec: &InstallSpec, cancel: &Cancel) -> Result<()>;
+    fn uninstall(&self, target: &KubeTarget, release: &str, namespace: &str, cancel: &Cancel) -> Result<()>;
+    /// Clears a release stuck in `pending-*` by an interrupted run.
+    fn recover(&self, target: &KubeTarget, release: &ReleaseInfo, cancel: &Cancel) -> Result<()>;
+}
+
+/// What devenv recorded in the cluster about what it applied (ctlptl-style).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Key -> value; `cluster` holds the cluster spec digest, `component.<name>` a component's digest.
+    pub entries: BTreeMap<String, String>,
+}
+
+pub trait Kube: Send + Sync {
+    fn get_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Option<Applied>>;
+    /// Sets (Some) or removes (None) one key of the record.
+    fn set_applied(
+        &self,
+        target: &KubeTarget,
+        env: &str,
+        key: &str,
+        value: Option<&str>,
+        cancel: &Cancel,
+    ) -> Result<()>;
+}
+
+/// A smoke check from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+pub trait Prober: Send + Sync {
+    fn probe(&self, probe: &Probe, timeout: std::time::Duration, cancel: &Cancel) -> Result<()>;
+}
+
+/// The external systems a run uses.
+#[derive(Clone)]
+pub struct World {
+    pub cluster: std::sync::Arc<dyn ClusterProvider>,
+    pub helm: std::sync::Arc<dyn Helm>,
+    pub kube: std::sync::Arc<dyn Kube>,
+    pub prober: std::sync::Arc<dyn Prober>,
+}

@@ -1,0 +1,548 @@
+//! The simulated world: clusters, nodes, releases, images and devenv's applied record, shared by
+//! every test double, with per-operation latency, fault injection and a log of every call.
+//!
+//! In memory for in-process tests; with `DEVENV_SIMULATE=<file>` the state lives in a JSON file
+//! (locked per operation) so that separate `devenv` processes — and a process killed mid-run —
+//! see one world, the way they would see one Docker engine. Everything here is simulated: no
+//! cluster, chart or container is involved.
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::exec::Cancel;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SimCluster {
+    pub nodes: Vec<NodeState>,
+    pub images: BTreeSet<String>,
+    pub releases: Vec<ReleaseInfo>,
+    pub applied: BTreeMap<String, String>,
+    /// The node image and config it was created with.
+    pub node_image: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    /// Operation name, e.g. `cluster.create`, `helm.upgrade_install`, `probe`.
+    pub op: String,
+    /// Restricts the fault to one target (release name, probe name, cluster name).
+    pub target: Option<String>,
+    pub message: String,
+    /// How many calls fail; 0 means every call.
+    pub times: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Call {
+    pub op: String,
+    pub target: String,
+    pub mutating: bool,
+    /// Milliseconds since the Unix epoch, so that calls from several processes can be compared.
+    pub start_ms: u128,
+    pub end_ms: u128,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SimState {
+    pub clusters: BTreeMap<String, SimCluster>,
+    /// Latency per operation in milliseconds; `default` applies to the rest.
+    pub latency_ms: BTreeMap<String, u64>,
+    pub faults: Vec<Fault>,
+    pub calls: Vec<Call>,
+    /// Images present on the host's container engine.
+    pub host_images: BTreeSet<String>,
+}
+
+#[derive(Clone)]
+pub struct SimWorld {
+    mem: Arc<Mutex<SimState>>,
+    file: Option<PathBuf>,
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+impl Default for SimWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimWorld {
+    pub fn new() -> Self {
+        SimWorld {
+            mem: Arc::new(Mutex::new(SimState::default())),
+            file: None,
+        }
+    }
+
+    /// A world kept in `path` (created empty if missing).
+    pub fn open(path: &Path) -> Result<Self> {
+        let w = SimWorld {
+            mem: Arc::new(Mutex::new(SimState::default())),
+            file: Some(path.to_path_buf()),
+        };
+        if !path.exists() {
+            w.save(&SimState::default())?;
+        }
+        w.load()?;
+        Ok(w)
+    }
+
+    fn load(&self) -> Result<SimState> {
+        match &self.file {
+            None => Ok(self.mem.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::failed(format!("cannot read the simulated world {}: {e}", p.display()), ""))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::failed(format!("the simulated world {} is not valid: {e}", p.display()), ""))
+            }
+        }
+    }
+
+    fn save(&self, s: &SimState) -> Result<()> {
+        match &self.file {
+            None => {
+                *self.mem.lock().unwrap_or_else(|e| e.into_inner()) = s.clone();
+                Ok(())
+            }
+            Some(p) => {
+                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+                let text = serde_json::to_string_pretty(s).expect("state serializes");
+                std::fs::write(&tmp, text)
+                    .and_then(|_| std::fs::rename(&tmp, p))
+                    .map_err(|e| Error::failed(format!("cannot write the simulated world: {e}"), ""))
+            }
+        }
+    }
+
+    /// Runs `f` on the state under a lock that also excludes other processes.
+    pub fn with<T>(&self, f: impl FnOnce(&mut SimState) -> T) -> Result<T> {
+        let _guard = self.mem.lock().unwrap_or_else(|e| e.into_inner());
+        let _file_lock = match &self.file {
+            Some(p) => {
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(p.with_extension("lock"))
+                    .map_err(|e| Error::failed(e.to_string(), ""))?;
+                lock.lock().map_err(|e| Error::failed(e.to_string(), ""))?;
+                Some(lock)
+            }
+            None => None,
+        };
+        let mut s = match &self.file {
+            None => _guard.clone(),
+            Some(_) => self.load()?,
+        };
+        let out = f(&mut s);
+        drop(_guard);
+        self.save(&s)?;
+        Ok(out)
+    }
+
+    pub fn state(&self) -> SimState {
+        self.with(|s| s.clone()).expect("readable simulated world")
+    }
+
+    pub fn set_latency(&self, op: &str, ms: u64) {
+        self.with(|s| s.latency_ms.insert(op.to_string(), ms)).expect("world");
+    }
+
+    pub fn inject(&self, op: &str, target: Option<&str>, message: &str, times: u32) {
+        self.with(|s| {
+            s.faults.push(Fault {
+                op: op.into(),
+                target: target.map(Into::into),
+                message: message.into(),
+                times,
+            })
+        })
+        .expect("world");
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state().calls
+    }
+
+    pub fn world(&self) -> World {
+        World {
+            cluster: Arc::new(self.clone()),
+            helm: Arc::new(self.clone()),
+            kube: Arc::new(self.clone()),
+            prober: Arc::new(self.clone()),
+        }
+    }
+
+    /// Records a call, waits out its latency (unless cancelled), checks faults, then applies `f`.
+    fn op<T>(
+        &self,
+        op: &str,
+        target: &str,
+        mutating: bool,
+        cancel: &Cancel,
+        before: impl FnOnce(&mut SimState),
+        f: impl FnOnce(&mut SimState) -> Result<T>,
+    ) -> Result<T> {
+        let start = now_ms();
+        let latency = self.with(|s| {
+            before(s);
+            s.latency_ms
+                .get(op)
+                .or_else(|| s.latency_ms.get("default"))
+                .copied()
+                .unwrap_or(0)
+        })?;
+        let completed = latency == 0 || cancel.sleep(Duration::from_millis(latency));
+        self.with(|s| {
+            let fault = s
+                .faults
+                .iter_mut()
+                .find(|fa| fa.op == op && fa.target.as_deref().is_none_or(|t| t == target));
+            let outcome = if !completed {
+                Err(cancel.error())
+            } else if let Some(fa) = fault {
+                let msg = fa.message.clone();
+                if fa.times == 1 {
+                    let m = fa.message.clone();
+                    s.faults.retain(|x| !(x.op == op && x.message == m));
+                } else if fa.times > 1 {
+                    fa.times -= 1;
+                }
+                Err(Error::failed(msg, "(simulated fault)"))
+            } else {
+                f(s)
+            };
+            s.calls.push(Call {
+                op: op.into(),
+                target: target.into(),
+                mutating,
+                start_ms: start,
+                end_ms: now_ms(),
+            });
+            outcome
+        })?
+    }
+
+    fn cluster_mut<'s>(s: &'s mut SimState, name: &str) -> Result<&'s mut SimCluster> {
+        s.clusters.get_mut(name).ok_or_else(|| {
+            Error::failed(
+                format!("cluster `{name}` does not exist (simulated)"),
+                "run `devenv up`",
+            )
+        })
+    }
+
+    fn target_cluster(target: &KubeTarget) -> String {
+        target.context.trim_start_matches("kind-").to_string()
+    }
+}
+
+impl ClusterProvider for SimWorld {
+    fn observe(&self, name: &str, cancel: &Cancel) -> Result<ClusterState> {
+        self.op(
+            "cluster.observe",
+            name,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                Ok(match s.clusters.get(name) {
+                    None => ClusterState::Absent,
+                    Some(c) => ClusterState::Present { nodes: c.nodes.clone() },
+                })
+            },
+        )
+    }
+
+    fn create(&self, spec: &ClusterSpec, cancel: &Cancel) -> Result<()> {
+        let name = spec.name.clone();
+        self.op(
+            "cluster.create",
+            &spec.name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                if s.clusters.contains_key(&name) {
+                    return Err(Error::failed(
+                        format!("node(s) already exist for a cluster with the name \"{name}\" (simulated)"),
+                        "",
+                    ));
+                }
+                s.clusters.insert(
+                    name.clone(),
+                    SimCluster {
+                        nodes: vec![NodeState {
+                            name: format!("{name}-control-plane"),
+                            role: "control-plane".into(),
+                            running: true,
+                        }],
+                        node_image: spec.node_image.clone(),
+                        ..Default::default()
+                    },
+                );
+                Ok(())
+            },
+        )
+    }
+
+    fn delete(&self, name: &str, cancel: &Cancel) -> Result<()> {
+        self.op(
+            "cluster.delete",
+            name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                s.clusters.remove(name);
+                Ok(())
+            },
+        )
+    }
+
+    fn start(&self, name: &str, cancel: &Cancel) -> Result<()> {
+        self.op(
+            "cluster.start",
+            name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                for n in &mut Self::cluster_mut(s, name)?.nodes {
+                    n.running = true;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String> {
+        self.op("cluster.kubeconfig", name, false, cancel, |_| {}, |s| {
+            Self::cluster_mut(s, name)?;
+            Ok(format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: kind-{name}\ncontexts:\n- context:\n    cluster: kind-{name}\n    user: kind-{name}\n  name: kind-{name}\ncurrent-context: kind-{name}\nusers:\n- name: kind-{name}\n  user: {{}}\n"
+            ))
+        })
+    }
+
+    fn context(&self, name: &str) -> String {
+        format!("kind-{name}")
+    }
+
+    fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()> {
+        self.op(
+            "cluster.load_images",
+            name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                let missing: Vec<&String> = images.iter().filter(|i| !s.host_images.contains(*i)).collect();
+                if let Some(m) = missing.first() {
+                    return Err(Error::failed(
+                        format!("image `{m}` is not present on the host (simulated)"),
+                        format!("build it first: docker build -t {m} ."),
+                    ));
+                }
+                Self::cluster_mut(s, name)?.images.extend(images.iter().cloned());
+                Ok(())
+            },
+        )
+    }
+}
+
+impl Helm for SimWorld {
+    fn list(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Vec<ReleaseInfo>> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "helm.list",
+            &c,
+            false,
+            cancel,
+            |_| {},
+            |s| Ok(Self::cluster_mut(s, &c)?.releases.clone()),
+        )
+    }
+
+    fn upgrade_install(&self, target: &KubeTarget, spec: &InstallSpec, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        let chart = format!(
+            "{}-{}",
+            spec.chart.rsplit('/').next().unwrap_or(&spec.chart),
+            spec.version.clone().unwrap_or_else(|| "0.0.0".into())
+        );
+        let rel = spec.release.clone();
+        let ns = spec.namespace.clone();
+        let (c2, rel2, ns2, chart2) = (c.clone(), rel.clone(), ns.clone(), chart.clone());
+        // Like helm, the release is recorded as pending before the wait; an interrupt leaves it so.
+        self.op(
+            "helm.upgrade_install",
+            &spec.release,
+            true,
+            cancel,
+            move |s| {
+                if let Some(cl) = s.clusters.get_mut(&c2) {
+                    match cl.releases.iter_mut().find(|r| r.name == rel2 && r.namespace == ns2) {
+                        Some(r) => r.status = "pending-upgrade".into(),
+                        None => cl.releases.push(ReleaseInfo {
+                            name: rel2,
+                            namespace: ns2,
+                            status: "pending-install".into(),
+                            chart: chart2,
+                        }),
+                    }
+                }
+            },
+            |s| {
+                let cl = Self::cluster_mut(s, &c)?;
+                if let Some(r) = cl.releases.iter_mut().find(|r| r.name == rel && r.namespace == ns) {
+                    r.status = "deployed".into();
+                    r.chart = chart;
+                }
+                Ok(())
+            },
+        )
+        .inspect_err(|e| {
+            // A failed (not interrupted) helm --atomic/--rollback-on-failure leaves `failed`.
+            if !matches!(e, Error::Interrupted(_)) && !cancel.is_cancelled() {
+                let _ = self.with(|s| {
+                    if let Some(cl) = s.clusters.get_mut(&Self::target_cluster(target))
+                        && let Some(r) = cl.releases.iter_mut().find(|r| r.name == spec.release)
+                    {
+                        r.status = "failed".into();
+                    }
+                });
+            }
+        })
+    }
+
+    fn uninstall(&self, target: &KubeTarget, release: &str, namespace: &str, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "helm.uninstall",
+            release,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                Self::cluster_mut(s, &c)?
+                    .releases
+                    .retain(|r| !(r.name == release && r.namespace == namespace));
+                Ok(())
+            },
+        )
+    }
+
+    fn recover(&self, target: &KubeTarget, release: &ReleaseInfo, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "helm.recover",
+            &release.name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                let cl = Self::cluster_mut(s, &c)?;
+                if release.status == "pending-install" || release.status == "uninstalling" {
+                    cl.releases
+                        .retain(|r| !(r.name == release.name && r.namespace == release.namespace));
+                } else if let Some(r) = cl.releases.iter_mut().find(|r| r.name == release.name) {
+                    r.status = "deployed".into();
+                }
+                Ok(())
+            },
+        )
+    }
+}
+
+impl Kube for SimWorld {
+    fn get_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<Option<Applied>> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.get_applied",
+            &c,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                let cl = Self::cluster_mut(s, &c)?;
+                Ok(if cl.applied.is_empty() {
+                    None
+                } else {
+                    Some(Applied {
+                        entries: cl.applied.clone(),
+                    })
+                })
+            },
+        )
+    }
+
+    fn set_applied(
+        &self,
+        target: &KubeTarget,
+        _env: &str,
+        key: &str,
+        value: Option<&str>,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.set_applied",
+            key,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                let cl = Self::cluster_mut(s, &c)?;
+                match value {
+                    Some(v) => cl.applied.insert(key.to_string(), v.to_string()),
+                    None => cl.applied.remove(key),
+                };
+                Ok(())
+            },
+        )
+    }
+}
+
+impl Prober for SimWorld {
+    fn probe(&self, probe: &Probe, _timeout: Duration, cancel: &Cancel) -> Result<()> {
+        let endpoint = format!("{}:{}", probe.host, probe.port);
+        self.op(
+            "probe",
+            &probe.name,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                let serving = s.clusters.values().any(|c| {
+                    c.nodes.iter().all(|n| n.running)
+                        && c.releases.iter().any(|r| {
+                            r.status == "deployed"
+                                && match probe.name.as_str() {
+                                    "http" => r.name == "ingress-nginx" || r.name == "traefik",
+                                    other => r.name == other,
+                                }
+                        })
+                });
+                if serving {
+                    Ok(())
+                } else {
+                    Err(Error::failed(
+                        format!("{}: nothing answers on {endpoint} (simulated)", probe.name),
+                        "run `devenv status` to see which component is not ready",
+                    ))
+                }
+            },
+        )
+    }
+}
