@@ -116,6 +116,18 @@ fn explain(message: &str) -> (String, String) {
             "keep one of the two; YAML does not merge duplicate keys".to_string(),
         );
     }
+    if message.starts_with("expected sequence start") {
+        return (
+            "wrong type: expected a list".to_string(),
+            "write a YAML list here, one `- item` per line".to_string(),
+        );
+    }
+    if message.starts_with("expected mapping start") {
+        return (
+            "wrong type: expected a mapping of keys to values".to_string(),
+            "write `key: value` lines here".to_string(),
+        );
+    }
     if message.starts_with("invalid type") || message.starts_with("invalid value") {
         return (
             format!("wrong type: {message}"),

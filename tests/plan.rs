@@ -1,0 +1,221 @@
+//! The planner on its own: desired (from real config files) + an observed environment -> steps.
+//! Pure functions; no world is involved.
+
+mod common;
+
+use devenv::config::{self, Overrides};
+use devenv::plan::{self, Action, Desired, Kind, Observed, Options, Selection};
+use devenv::world::{Applied, ClusterState, NodeState, ReleaseInfo};
+use std::path::Path;
+
+fn desired_in(dir: &Path, sel: Selection) -> Desired {
+    let c = config::load(dir, Path::new("."), &Overrides::default()).unwrap();
+    Desired::from_config(&c, &sel).unwrap()
+}
+
+fn defaults() -> Desired {
+    let d = common::TempDir::new("plan");
+    desired_in(d.path(), Selection::default())
+}
+
+fn absent() -> Observed {
+    Observed {
+        cluster: ClusterState::Absent,
+        applied: None,
+        releases: vec![],
+        kubeconfig_present: false,
+    }
+}
+
+/// What a successful `up` leaves behind.
+fn converged(d: &Desired) -> Observed {
+    let mut entries = std::collections::BTreeMap::new();
+    entries.insert("cluster".into(), d.cluster_digest.clone());
+    entries.insert("smoke".into(), d.smoke_digest.clone());
+    let mut releases = vec![];
+    for c in &d.components {
+        entries.insert(format!("component.{}", c.name), c.digest.clone());
+        releases.push(ReleaseInfo {
+            name: c.name.clone(),
+            namespace: c.namespace.clone(),
+            status: "deployed".into(),
+            chart: format!("{}-{}", c.chart.chart, c.chart.version.clone().unwrap()),
+        });
+    }
+    Observed {
+        cluster: ClusterState::Present {
+            nodes: vec![NodeState {
+                name: format!("{}-control-plane", d.name),
+                role: "control-plane".into(),
+                running: true,
+            }],
+        },
+        applied: Some(Applied { entries }),
+        releases,
+        kubeconfig_present: true,
+    }
+}
+
+fn kinds(p: &plan::Plan) -> Vec<(String, Kind)> {
+    p.steps.iter().map(|s| (s.id.clone(), s.kind)).collect()
+}
+
+#[test]
+fn a_fresh_environment_creates_everything_then_runs_the_smoke_tests() {
+    let d = defaults();
+    let p = plan::plan(&d, &absent(), Options::default());
+    let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["cluster", "kubeconfig", "ingress-nginx", "postgresql", "redis", "smoke"]
+    );
+    assert!(p.steps[..5].iter().all(|s| s.kind == Kind::Create));
+    assert_eq!(p.steps[5].kind, Kind::Run);
+    // Components wait only for the cluster's kubeconfig, not for each other.
+    for c in ["ingress-nginx", "postgresql", "redis"] {
+        assert_eq!(
+            p.steps.iter().find(|s| s.id == c).unwrap().deps,
+            vec!["kubeconfig".to_string()]
+        );
+    }
+    assert!(p.steps.iter().all(|s| !s.reason.is_empty()));
+}
+
+#[test]
+fn a_converged_environment_plans_no_change() {
+    let d = defaults();
+    let p = plan::plan(&d, &converged(&d), Options::default());
+    assert_eq!(p.changes(), 0, "{:?}", kinds(&p));
+    assert!(p.notes.is_empty());
+}
+
+#[test]
+fn a_changed_cluster_config_is_kept_and_explained_unless_recreate() {
+    let d = defaults();
+    let mut o = converged(&d);
+    o.applied
+        .as_mut()
+        .unwrap()
+        .entries
+        .insert("cluster".into(), "older".into());
+    let p = plan::plan(&d, &o, Options::default());
+    assert_eq!(p.steps[0].kind, Kind::Keep);
+    assert!(p.notes[0].contains("--recreate"), "{:?}", p.notes);
+    let p = plan::plan(&d, &o, Options { recreate: true });
+    assert_eq!(p.steps[0].kind, Kind::Recreate);
+    assert!(p.steps[0].reason.contains("different kind-config.yaml"));
+    // Everything in a recreated cluster is installed again.
+    assert!(
+        p.steps
+            .iter()
+            .filter(|s| ["ingress-nginx", "postgresql", "redis"].contains(&s.id.as_str()))
+            .all(|s| s.kind == Kind::Create)
+    );
+}
+
+#[test]
+fn a_release_left_pending_by_an_interrupted_run_is_recovered() {
+    let d = defaults();
+    let mut o = converged(&d);
+    o.releases.iter_mut().find(|r| r.name == "postgresql").unwrap().status = "pending-install".into();
+    let p = plan::plan(&d, &o, Options::default());
+    let s = p.steps.iter().find(|s| s.id == "postgresql").unwrap();
+    assert_eq!(s.kind, Kind::Recover);
+    assert!(matches!(s.action, Action::RecoverAndInstall(..)));
+    assert!(s.reason.contains("pending-install"));
+}
+
+#[test]
+fn exited_nodes_are_started_not_recreated() {
+    let d = defaults();
+    let mut o = converged(&d);
+    o.cluster = ClusterState::Present {
+        nodes: vec![NodeState {
+            name: "devenv-control-plane".into(),
+            role: "control-plane".into(),
+            running: false,
+        }],
+    };
+    let p = plan::plan(&d, &o, Options::default());
+    assert_eq!(p.steps[0].kind, Kind::Start);
+    assert!(p.steps[0].reason.contains("devenv-control-plane"));
+}
+
+#[test]
+fn a_changed_values_file_upgrades_only_that_component() {
+    let dir = common::TempDir::new("plan-values");
+    let before = desired_in(dir.path(), Selection::default());
+    let o = converged(&before);
+    dir.write(
+        "helm-values/redis.yaml",
+        "service:\n  type: NodePort\nresources:\n  requests:\n    memory: 64Mi\n",
+    );
+    let after = desired_in(dir.path(), Selection::default());
+    let p = plan::plan(&after, &o, Options::default());
+    let changed: Vec<_> = p
+        .steps
+        .iter()
+        .filter(|s| s.kind.mutates())
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(changed, ["redis", "smoke"]);
+    assert!(
+        p.steps
+            .iter()
+            .find(|s| s.id == "redis")
+            .unwrap()
+            .reason
+            .contains("helm-values/redis.yaml")
+    );
+}
+
+#[test]
+fn switching_the_ingress_removes_the_old_one_devenv_installed() {
+    let dir = common::TempDir::new("plan-ingress");
+    let before = desired_in(dir.path(), Selection::default());
+    let o = converged(&before);
+    dir.write("devenv.yaml", "ingress: traefik\n");
+    let after = desired_in(dir.path(), Selection::default());
+    let p = plan::plan(&after, &o, Options::default());
+    let k = kinds(&p);
+    assert!(k.contains(&("remove-ingress-nginx".into(), Kind::Delete)), "{k:?}");
+    assert!(k.contains(&("traefik".into(), Kind::Create)), "{k:?}");
+}
+
+#[test]
+fn only_and_skip_limit_the_components_and_name_typos() {
+    let dir = common::TempDir::new("plan-only");
+    let d = desired_in(
+        dir.path(),
+        Selection {
+            only: vec!["postgresql".into()],
+            no_test: true,
+            ..Default::default()
+        },
+    );
+    let p = plan::plan(&d, &absent(), Options::default());
+    let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["cluster", "kubeconfig", "postgresql"]);
+    let c = config::load(dir.path(), Path::new("."), &Overrides::default()).unwrap();
+    let err = Desired::from_config(
+        &c,
+        &Selection {
+            skip: vec!["postgres".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(err.help(), Some("did you mean `postgresql`?"));
+}
+
+#[test]
+fn smoke_tests_rerun_when_they_have_not_passed_since_the_last_change() {
+    let d = defaults();
+    let mut o = converged(&d);
+    o.applied.as_mut().unwrap().entries.remove("smoke");
+    let p = plan::plan(&d, &o, Options::default());
+    let k = kinds(&p);
+    assert_eq!(k.last().unwrap(), &("smoke".to_string(), Kind::Run));
+    assert_eq!(p.changes(), 1);
+}
