@@ -167,7 +167,10 @@ impl Reporter {
             self.json(v);
             return;
         }
-        let text = format!(" {mark} {} ({}){detail}", r.label, seconds(elapsed));
+        let text = match r.span {
+            Some(_) => format!(" {mark} {} ({}){detail}", r.label, seconds(elapsed)),
+            None => format!(" {mark} {}{detail}", r.label),
+        };
         if let Some(bar) = self.bars.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.id) {
             bar.finish_and_clear();
         }

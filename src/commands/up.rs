@@ -179,19 +179,22 @@ impl Run<'_> {
             kubernetes_version: self.config.versions.minikube_kubernetes.clone(),
             wait: self.timeouts.cluster,
         };
-        // Recorded before the call: an interrupted create must not leave half a cluster.
+        // Recorded before the call: a failed or interrupted create must not leave half a cluster.
+        // Once created, the cluster is correct state and is kept, so the next `up` goes on from it.
         let cluster = self.world.cluster.clone();
         let name = spec.name.clone();
         let kubeconfig = self.state.kubeconfig();
-        ctx.ledger.record(
-            format!("cluster {name} (created by this run)"),
+        let undo = ctx.ledger.record(
+            format!("cluster {name} (half-created by this run)"),
             Scope::OnFailure,
             move || {
                 let _ = std::fs::remove_file(&kubeconfig);
                 cluster.delete(&name, &crate::exec::Cancel::new())
             },
         );
-        self.world.cluster.create(&spec, ctx.cancel)
+        self.world.cluster.create(&spec, ctx.cancel)?;
+        ctx.ledger.forget(undo);
+        Ok(())
     }
 
     fn install(&self, c: &ComponentSpec, fresh: bool, ctx: &StepCtx) -> Result<()> {
@@ -217,8 +220,9 @@ impl Run<'_> {
             values_files: files,
             timeout: self.timeouts.component,
         };
-        if fresh && !self.fresh_cluster {
-            // A release this run adds to a cluster that already existed is removed again on failure.
+        // A release this run is adding to a cluster that already existed is removed again if its
+        // install does not complete (helm would otherwise leave it `pending-install`).
+        let undo = (fresh && !self.fresh_cluster).then(|| {
             let (helm, t, rel, ns) = (
                 self.world.helm.clone(),
                 self.target.clone(),
@@ -226,12 +230,15 @@ impl Run<'_> {
                 c.namespace.clone(),
             );
             ctx.ledger.record(
-                format!("release {rel} (installed by this run)"),
+                format!("release {rel} (half-installed by this run)"),
                 Scope::OnFailure,
                 move || helm.uninstall(&t, &rel, &ns, &crate::exec::Cancel::new()),
-            );
-        }
+            )
+        });
         self.world.helm.upgrade_install(&self.target, &spec, ctx.cancel)?;
+        if let Some(id) = undo {
+            ctx.ledger.forget(id);
+        }
         self.world.kube.set_applied(
             &self.target,
             &self.desired.name,

@@ -158,14 +158,17 @@ pub fn execute(tasks: Vec<Task<'_>>, cancel: &Cancel, ledger: &Ledger, on_event:
         }
     });
 
-    for (id, task) in pending {
-        let result = StepResult {
-            id: id.clone(),
-            label: task.label,
-            status: Status::Skipped,
-            span: None,
-        };
-        results.insert(id, result);
+    for id in &order {
+        if let Some(task) = pending.remove(id) {
+            let result = StepResult {
+                id: id.clone(),
+                label: task.label,
+                status: Status::Skipped,
+                span: None,
+            };
+            on_event(Event::Finished { result: &result });
+            results.insert(id.clone(), result);
+        }
     }
     let error = match cancel.reason() {
         Some(Reason::Signal(s)) => Some(Error::Interrupted(s)),

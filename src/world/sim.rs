@@ -90,63 +90,44 @@ impl SimWorld {
             file: Some(path.to_path_buf()),
         };
         if !path.exists() {
-            w.save(&SimState::default())?;
+            Self::save(path, &SimState::default())?;
         }
-        w.load()?;
+        Self::load(path)?;
         Ok(w)
     }
 
-    fn load(&self) -> Result<SimState> {
-        match &self.file {
-            None => Ok(self.mem.lock().unwrap_or_else(|e| e.into_inner()).clone()),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| Error::failed(format!("cannot read the simulated world {}: {e}", p.display()), ""))?;
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::failed(format!("the simulated world {} is not valid: {e}", p.display()), ""))
-            }
-        }
+    fn load(path: &Path) -> Result<SimState> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::failed(format!("cannot read the simulated world {}: {e}", path.display()), ""))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::failed(format!("the simulated world {} is not valid: {e}", path.display()), ""))
     }
 
-    fn save(&self, s: &SimState) -> Result<()> {
-        match &self.file {
-            None => {
-                *self.mem.lock().unwrap_or_else(|e| e.into_inner()) = s.clone();
-                Ok(())
-            }
-            Some(p) => {
-                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-                let text = serde_json::to_string_pretty(s).expect("state serializes");
-                std::fs::write(&tmp, text)
-                    .and_then(|_| std::fs::rename(&tmp, p))
-                    .map_err(|e| Error::failed(format!("cannot write the simulated world: {e}"), ""))
-            }
-        }
+    fn save(path: &Path, s: &SimState) -> Result<()> {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let text = serde_json::to_string_pretty(s).expect("state serializes");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::failed(format!("cannot write the simulated world: {e}"), ""))
     }
 
-    /// Runs `f` on the state under a lock that also excludes other processes.
+    /// Runs `f` on the state, atomically: under the in-process lock and, for a world kept in a
+    /// file, under a file lock that also excludes other processes.
     pub fn with<T>(&self, f: impl FnOnce(&mut SimState) -> T) -> Result<T> {
-        let _guard = self.mem.lock().unwrap_or_else(|e| e.into_inner());
-        let _file_lock = match &self.file {
-            Some(p) => {
-                let lock = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(p.with_extension("lock"))
-                    .map_err(|e| Error::failed(e.to_string(), ""))?;
-                lock.lock().map_err(|e| Error::failed(e.to_string(), ""))?;
-                Some(lock)
-            }
-            None => None,
+        let mut guard = self.mem.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(path) = &self.file else {
+            return Ok(f(&mut guard));
         };
-        let mut s = match &self.file {
-            None => _guard.clone(),
-            Some(_) => self.load()?,
-        };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.with_extension("lock"))
+            .map_err(|e| Error::failed(e.to_string(), ""))?;
+        lock.lock().map_err(|e| Error::failed(e.to_string(), ""))?;
+        let mut s = Self::load(path)?;
         let out = f(&mut s);
-        drop(_guard);
-        self.save(&s)?;
+        Self::save(path, &s)?;
         Ok(out)
     }
 

@@ -1,0 +1,392 @@
+//! `up`, `plan`, `status`, `down` end to end, in-process, on the SIMULATED world (no cluster,
+//! chart or container is involved; see src/world/sim.rs). Latencies are set per operation so
+//! that concurrency and interrupts can be observed.
+
+mod common;
+
+use common::Lab;
+use devenv::error::Signal;
+use devenv::exec::{Cancel, Reason};
+use std::time::{Duration, Instant};
+
+fn overlap(a: &devenv::world::sim::Call, b: &devenv::world::sim::Call) -> bool {
+    a.start_ms < b.end_ms && b.start_ms < a.end_ms
+}
+
+#[test]
+fn sim_up_installs_components_concurrently_and_a_second_up_changes_nothing() {
+    let lab = Lab::new("up");
+    lab.world.set_latency("helm.upgrade_install", 150);
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("environment `devenv` is up"), "{out:?}");
+    assert!(
+        out.stderr.contains("ingress-nginx was retired upstream"),
+        "the retirement notice is shown on first install"
+    );
+
+    let installs: Vec<_> = lab
+        .world
+        .calls()
+        .into_iter()
+        .filter(|c| c.op == "helm.upgrade_install")
+        .collect();
+    assert_eq!(installs.len(), 3);
+    assert!(
+        overlap(&installs[0], &installs[1]) && overlap(&installs[1], &installs[2]),
+        "installs ran one after another: {installs:?}"
+    );
+
+    let before = lab.mutations().len();
+    let t = Instant::now();
+    let again = lab.run(&["up"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(again.stderr.contains("up to date: nothing to do"), "{again:?}");
+    assert!(
+        !again.stderr.contains("retired"),
+        "the notice is shown once per environment"
+    );
+    assert_eq!(
+        lab.mutations().len(),
+        before,
+        "a no-op up made a change: {:?}",
+        &lab.mutations()[before..]
+    );
+}
+
+#[test]
+fn sim_changing_one_values_file_upgrades_only_that_component() {
+    let lab = Lab::new("values");
+    assert_eq!(lab.run(&["up"]).code, 0);
+    let before = lab.mutations().len();
+    lab.project.write(
+        "helm-values/redis.yaml",
+        "service:\n  type: NodePort\nresources:\n  requests:\n    memory: 64Mi\n",
+    );
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let changed: Vec<String> = lab.mutations()[before..].to_vec();
+    assert!(
+        changed.contains(&"helm.upgrade_install redis".to_string()),
+        "{changed:?}"
+    );
+    assert!(
+        !changed
+            .iter()
+            .any(|c| c.contains("postgresql") || c.contains("ingress") || c.starts_with("cluster.")),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn sim_a_changed_kind_config_is_kept_and_explained_until_recreate() {
+    let lab = Lab::new("recreate");
+    assert_eq!(lab.run(&["up"]).code, 0);
+    let kind = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kind-config.yaml")).unwrap();
+    lab.project
+        .write("kind-config.yaml", &kind.replace("hostPort: 16379", "hostPort: 26379"));
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("devenv up --recreate"), "{out:?}");
+    assert!(!lab.mutations().iter().any(|m| m.starts_with("cluster.delete")));
+    let out = lab.run(&["up", "--recreate"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let m = lab.mutations();
+    let del = m.iter().position(|c| c == "cluster.delete devenv").expect("deleted");
+    assert!(m[del..].iter().any(|c| c == "cluster.create devenv"), "{m:?}");
+    let out = lab.run(&["up"]);
+    assert!(out.stderr.contains("nothing to do"), "{out:?}");
+}
+
+#[test]
+fn sim_down_is_idempotent_and_purge_removes_state() {
+    let lab = Lab::new("down");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    let kubeconfig = lab.state.path().join("devenv/kubeconfig");
+    assert!(kubeconfig.is_file());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = lab.run(&["down"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(lab.world.state().clusters.is_empty());
+    assert!(!kubeconfig.exists());
+    let out = lab.run(&["down", "--purge"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("nothing to do"), "{out:?}");
+    assert!(!lab.state.path().join("devenv").exists());
+}
+
+#[test]
+fn sim_a_failed_install_cancels_its_siblings_keeps_finished_work_and_the_next_up_converges() {
+    let lab = Lab::new("fault");
+    lab.world.set_latency("helm.upgrade_install", 400);
+    lab.world.set_latency("kube.set_applied", 0);
+    lab.world.inject(
+        "helm.upgrade_install",
+        Some("redis"),
+        "`helm upgrade --install redis` exited with status 1:\n  Error: context deadline exceeded",
+        1,
+    );
+    let t = Instant::now();
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("error: `helm upgrade --install redis` exited with status 1"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("help:"), "{out:?}");
+    assert!(out.stderr.contains("smoke tests (skipped)"), "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    // The cluster was created completely, so it is kept; the next up only finishes the job.
+    assert!(lab.world.state().clusters.contains_key("devenv"));
+    let before = lab.mutations().len();
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let after = lab.mutations()[before..].to_vec();
+    assert!(!after.iter().any(|m| m.starts_with("cluster.")), "{after:?}");
+    assert!(after.contains(&"helm.upgrade_install redis".to_string()), "{after:?}");
+    assert_eq!(lab.run(&["status"]).code, 0);
+}
+
+#[test]
+fn sim_an_interrupt_during_cluster_create_removes_the_half_made_cluster_and_exits_130() {
+    let lab = Lab::new("sigint-create");
+    lab.world.set_latency("cluster.create", 5_000);
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        c.cancel(Reason::Signal(Signal::Int));
+    });
+    let t = Instant::now();
+    let out = lab.run_with(&["up"], cancel);
+    assert_eq!(out.code, 130, "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert!(out.stderr.contains("interrupted by SIGINT"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("rolled back: cluster devenv (half-created by this run)"),
+        "{out:?}"
+    );
+    assert!(lab.world.state().clusters.is_empty());
+    lab.world.set_latency("cluster.create", 0);
+    assert_eq!(lab.run(&["up"]).code, 0);
+}
+
+#[test]
+fn sim_an_interrupt_during_installs_exits_130_and_the_next_up_recovers_the_pending_releases() {
+    let lab = Lab::new("sigint-install");
+    lab.world.set_latency("helm.upgrade_install", 5_000);
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        c.cancel(Reason::Signal(Signal::Int));
+    });
+    let out = lab.run_with(&["up"], cancel);
+    assert_eq!(out.code, 130, "{out:?}");
+    let pending: Vec<String> = lab.world.state().clusters["devenv"]
+        .releases
+        .iter()
+        .map(|r| r.status.clone())
+        .collect();
+    assert_eq!(
+        pending,
+        vec!["pending-install"; 3],
+        "helm leaves interrupted installs pending"
+    );
+    lab.world.set_latency("helm.upgrade_install", 0);
+    let plan = lab.run(&["plan"]);
+    assert_eq!(plan.stdout.matches("* recover").count(), 3, "{plan:?}");
+    assert_eq!(lab.run(&["up"]).code, 0);
+    assert_eq!(lab.run(&["status"]).code, 0);
+}
+
+#[test]
+fn sim_an_interrupt_on_an_existing_cluster_leaves_a_pending_release_that_the_next_up_recovers() {
+    let lab = Lab::new("pending");
+    assert_eq!(lab.run(&["up", "--skip", "redis"]).code, 0);
+    lab.world.set_latency("helm.upgrade_install", 5_000);
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        c.cancel(Reason::Signal(Signal::Term));
+    });
+    let out = lab.run_with(&["up"], cancel);
+    assert_eq!(out.code, 143, "{out:?}");
+    // The release this run added to an existing cluster was rolled back (uninstalled).
+    assert!(
+        out.stderr
+            .contains("rolled back: release redis (half-installed by this run)"),
+        "{out:?}"
+    );
+    assert!(
+        lab.world.state().clusters["devenv"]
+            .releases
+            .iter()
+            .all(|r| r.name != "redis")
+    );
+    lab.world.set_latency("helm.upgrade_install", 0);
+    assert_eq!(lab.run(&["up"]).code, 0);
+}
+
+#[test]
+fn sim_a_release_stuck_pending_is_cleared_before_installing() {
+    let lab = Lab::new("stuck");
+    assert_eq!(lab.run(&["up"]).code, 0);
+    lab.world
+        .with(|s| {
+            s.clusters
+                .get_mut("devenv")
+                .unwrap()
+                .releases
+                .iter_mut()
+                .find(|r| r.name == "postgresql")
+                .unwrap()
+                .status = "pending-upgrade".into()
+        })
+        .unwrap();
+    let plan = lab.run(&["plan"]);
+    assert!(plan.stdout.contains("* recover  postgresql"), "{plan:?}");
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let m = lab.mutations();
+    let rec = m
+        .iter()
+        .position(|c| c == "helm.recover postgresql")
+        .expect("recovered");
+    assert_eq!(m[rec + 1], "helm.upgrade_install postgresql");
+}
+
+#[test]
+fn sim_the_lock_makes_a_second_up_wait_or_fail_with_no_wait() {
+    let lab = Lab::new("lock");
+    let state = devenv::state::State::new(lab.state.path(), "devenv");
+    let guard = state.lock(false, &Cancel::new(), |_| {}).unwrap();
+    let out = lab.run(&["up", "--no-wait"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("environment `devenv` is busy"), "{out:?}");
+    assert!(lab.world.calls().is_empty(), "nothing was touched");
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(guard);
+    });
+    let out = lab.run(&["up", "--no-test"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("waiting for another devenv"), "{out:?}");
+}
+
+#[test]
+fn sim_json_output_is_one_object_per_line_on_stdout() {
+    let lab = Lab::new("json");
+    let out = lab.run(&["-o", "json", "up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let events: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    assert_eq!(events.last().unwrap()["event"], "summary");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step" && e["id"] == "postgresql" && e["status"] == "ok")
+    );
+    assert!(events.iter().filter(|e| e["event"] == "check").count() == 3);
+    let bad = lab.run(&["-o", "json", "up", "--only", "postgress"]);
+    assert_eq!(bad.code, 2);
+    let e: serde_json::Value = serde_json::from_str(bad.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(e["event"], "error");
+    assert_eq!(e["help"], "did you mean `postgresql`?");
+}
+
+#[test]
+fn sim_dry_run_prints_the_plan_and_touches_nothing() {
+    let lab = Lab::new("dry");
+    let out = lab.run(&["up", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("+ create   cluster devenv"), "{out:?}");
+    assert!(lab.mutations().is_empty());
+}
+
+#[test]
+fn sim_status_reports_health_in_its_exit_code() {
+    let lab = Lab::new("status");
+    let out = lab.run(&["status"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("cluster:     absent"));
+    assert_eq!(lab.run(&["up"]).code, 0);
+    let out = lab.run(&["status"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("postgresql") && out.stdout.contains("127.0.0.1:15432"),
+        "{out:?}"
+    );
+    lab.world
+        .with(|s| s.clusters.get_mut("devenv").unwrap().nodes[0].running = false)
+        .unwrap();
+    let out = lab.run(&["status"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("exited") && out.stderr.contains("devenv-control-plane has exited"),
+        "{out:?}"
+    );
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(lab.mutations().contains(&"cluster.start devenv".to_string()));
+}
+
+#[test]
+fn sim_a_failing_smoke_probe_names_the_endpoint() {
+    let lab = Lab::new("smoke");
+    lab.world.inject(
+        "probe",
+        Some("redis"),
+        "redis: nothing accepts connections on 127.0.0.1:16379",
+        0,
+    );
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("redis 127.0.0.1:16379"), "{out:?}");
+    // The components stay installed; only the smoke tests run again next time.
+    lab.world.with(|s| s.faults.clear()).unwrap();
+    let before = lab.mutations().len();
+    assert_eq!(lab.run(&["up"]).code, 0);
+    let after: Vec<_> = lab.mutations()[before..].to_vec();
+    assert_eq!(
+        after,
+        vec!["kube.set_applied smoke".to_string()],
+        "only the smoke tests ran again"
+    );
+}
+
+#[test]
+fn sim_init_writes_the_defaults_and_refuses_to_overwrite() {
+    let lab = Lab::new("init");
+    assert_eq!(lab.run(&["init"]).code, 0);
+    assert!(lab.project.path().join("helm-values/postgresql.yaml").is_file());
+    let out = lab.run(&["init"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--force"));
+    assert_eq!(lab.run(&["init", "--force"]).code, 0);
+    // The written files are the defaults, so the plan is the default plan.
+    assert_eq!(lab.run(&["plan"]).code, 0);
+}
+
+#[test]
+fn help_and_completions_go_to_stdout() {
+    let lab = Lab::new("help");
+    let out = lab.run(&["--help"]);
+    assert_eq!(out.code, 0);
+    for cmd in ["up", "plan", "down", "status", "test", "init", "completions"] {
+        assert!(out.stdout.contains(&format!("  {cmd} ")), "{cmd} missing from --help");
+    }
+    let out = lab.run(&["completions", "bash"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("_devenv()"));
+    let out = lab.run(&["up", "--bogus"]);
+    assert_eq!(out.code, 2);
+}
