@@ -18,7 +18,8 @@ struct Entry {
     id: u64,
     description: String,
     scope: Scope,
-    undo: Undo,
+    /// Taken out while the undo runs; the entry stays listed (for `pending`) until it is done.
+    undo: Option<Undo>,
 }
 
 /// What happened to one entry during rollback.
@@ -52,7 +53,7 @@ impl Ledger {
             id,
             description: description.into(),
             scope,
-            undo: Box::new(undo),
+            undo: Some(Box::new(undo)),
         });
         id
     }
@@ -72,25 +73,23 @@ impl Ledger {
     /// Undoes, newest first, every `Always` entry and, if the run failed, every `OnFailure` one.
     /// An undo that fails is reported and the rest still run; nothing panics.
     pub fn unwind(&self, failed: bool, mut on_each: impl FnMut(&Undone)) -> Vec<Undone> {
-        let entries = {
-            let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            let all = std::mem::take(&mut g.1);
-            let (run, keep): (Vec<Entry>, Vec<Entry>) =
-                all.into_iter().partition(|e| failed || e.scope == Scope::Always);
-            g.1 = keep;
-            run
-        };
         let mut done = Vec::new();
-        for e in entries.into_iter().rev() {
-            let error = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(e.undo)) {
+        loop {
+            let next = {
+                let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                g.1.iter_mut()
+                    .rev()
+                    .find(|e| e.undo.is_some() && (failed || e.scope == Scope::Always))
+                    .map(|e| (e.id, e.description.clone(), e.undo.take().expect("checked")))
+            };
+            let Some((id, description, undo)) = next else { break };
+            let error = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(undo)) {
                 Ok(Ok(())) => None,
                 Ok(Err(err)) => Some(err.to_string()),
                 Err(_) => Some("the undo action panicked".to_string()),
             };
-            let u = Undone {
-                description: e.description,
-                error,
-            };
+            self.forget(id);
+            let u = Undone { description, error };
             on_each(&u);
             done.push(u);
         }

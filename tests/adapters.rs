@@ -1,0 +1,311 @@
+//! The real adapters, without the real tools: the exact command lines they build, and how they
+//! read the real output of kind, helm and docker (verbatim samples in tests/samples/).
+
+use devenv::adapters::{helm, kind, kubectl};
+use devenv::exec::Cancel;
+use devenv::process::ScriptedRunner;
+use devenv::world::{ClusterProvider, ClusterSpec, ClusterState, Helm, InstallSpec, Kube, KubeTarget, ReleaseInfo};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn sample(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn kind_with(runner: &Arc<ScriptedRunner>) -> kind::Kind {
+    kind::Kind {
+        runner: runner.clone(),
+        logs_dir: PathBuf::from("/state/dev/logs"),
+    }
+}
+
+fn spec() -> ClusterSpec {
+    ClusterSpec {
+        name: "dev".into(),
+        node_image: "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
+            .into(),
+        config_path: PathBuf::from("/state/dev/kind-config.yaml"),
+        kubernetes_version: "v1.35.1".into(),
+        wait: Duration::from_secs(300),
+    }
+}
+
+fn target() -> KubeTarget {
+    KubeTarget {
+        kubeconfig: PathBuf::from("/state/dev/kubeconfig"),
+        context: "kind-dev".into(),
+    }
+}
+
+fn argv(s: &str) -> Vec<String> {
+    s.split(' ').map(String::from).collect()
+}
+
+#[test]
+fn kind_create_pins_name_image_and_config_and_keeps_nodes_for_their_logs() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["kind", "create"], "");
+    kind_with(&r).create(&spec(), &Cancel::new()).unwrap();
+    assert_eq!(
+        r.calls(),
+        vec![argv(
+            "kind create cluster --name dev --image kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed --config /state/dev/kind-config.yaml --retain --wait 300s"
+        )]
+    );
+}
+
+#[test]
+fn a_failed_kind_create_exports_logs_deletes_the_nodes_and_shows_kinds_error() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.fail(
+        &["kind", "create"],
+        1,
+        &sample("create-cluster-tty-fail-port-in-use-chaosmesh666.stderr.txt"),
+    );
+    r.ok(&["kind", "export", "logs"], "");
+    r.ok(&["kind", "delete"], "");
+    let err = kind_with(&r).create(&spec(), &Cancel::new()).unwrap_err();
+    let calls = r.calls();
+    assert_eq!(calls[1][..3], argv("kind export logs")[..]);
+    assert!(calls[1][3].starts_with("/state/dev/logs/create-"));
+    assert_eq!(calls[1][4..], argv("--name dev")[..]);
+    assert_eq!(calls[2], argv("kind delete cluster --name dev"));
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains("bind: address already in use"), "{err}");
+    assert!(err.help().unwrap().contains("/state/dev/logs/create-"), "{err:?}");
+}
+
+#[test]
+fn kind_nodes_are_found_by_label_and_an_exited_one_is_reported() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(
+        &["docker", "ps"],
+        "dev-control-plane\tcontrol-plane\trunning\ndev-worker\tworker\texited\n",
+    );
+    let state = kind_with(&r).observe("dev", &Cancel::new()).unwrap();
+    assert_eq!(
+        r.calls(),
+        vec![vec![
+            "docker".to_string(),
+            "ps".into(),
+            "--all".into(),
+            "--filter".into(),
+            "label=io.x-k8s.kind.cluster=dev".into(),
+            "--format".into(),
+            "{{.Names}}\t{{.Label \"io.x-k8s.kind.role\"}}\t{{.State}}".into()
+        ]]
+    );
+    assert_eq!(state.stopped_nodes(), vec!["dev-worker"]);
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["docker", "ps"], "");
+    assert_eq!(
+        kind_with(&r).observe("dev", &Cancel::new()).unwrap(),
+        ClusterState::Absent
+    );
+}
+
+#[test]
+fn docker_not_running_is_a_missing_prerequisite_with_the_fix() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.fail(&["docker", "ps"], 1, &sample("info-no-daemon-28.2.2.stderr.txt"));
+    let err = kind_with(&r).observe("dev", &Cancel::new()).unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("Docker engine is not running"), "{err}");
+    assert!(err.help().unwrap().contains("start Docker"));
+}
+
+#[test]
+fn kind_kubeconfig_is_checked_to_be_one() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(
+        &["kind", "get", "kubeconfig"],
+        &sample("get-kubeconfig-shape-kind-test-fixture.txt"),
+    );
+    let k = kind_with(&r).kubeconfig("dev", &Cancel::new()).unwrap();
+    assert!(k.contains("current-context: kind-kind"));
+    assert_eq!(r.calls(), vec![argv("kind get kubeconfig --name dev")]);
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["kind", "get", "kubeconfig"], "garbage\n");
+    assert!(
+        kind_with(&r)
+            .kubeconfig("dev", &Cancel::new())
+            .unwrap_err()
+            .to_string()
+            .contains("did not print a kubeconfig")
+    );
+}
+
+fn install_spec() -> InstallSpec {
+    InstallSpec {
+        release: "postgresql".into(),
+        namespace: "devenv-data".into(),
+        chart: "postgres".into(),
+        repository: Some("https://groundhog2k.github.io/helm-charts/".into()),
+        version: Some("1.6.7".into()),
+        values_files: vec![
+            PathBuf::from("/p/helm-values/postgresql.yaml"),
+            PathBuf::from("/state/dev/values/postgresql.devenv.yaml"),
+        ],
+        timeout: Duration::from_secs(300),
+    }
+}
+
+const INSTALL: &str = "helm upgrade --install postgresql postgres --repo https://groundhog2k.github.io/helm-charts/ --version 1.6.7 --namespace devenv-data --create-namespace --kubeconfig /state/dev/kubeconfig --kube-context kind-dev --values /p/helm-values/postgresql.yaml --values /state/dev/values/postgresql.devenv.yaml --timeout 300s";
+
+#[test]
+fn helm_3_gets_wait_and_atomic() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["helm", "version"], &sample("golden-helm3-version-short.txt"));
+    r.ok(&["helm", "upgrade"], "");
+    helm::Helm::new(r.clone())
+        .upgrade_install(&target(), &install_spec(), &Cancel::new())
+        .unwrap();
+    assert_eq!(r.calls()[0], argv("helm version --short"));
+    assert_eq!(r.calls()[1], argv(&format!("{INSTALL} --wait --atomic")));
+}
+
+#[test]
+fn helm_4_gets_the_watcher_and_rollback_on_failure_and_the_version_is_asked_once() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["helm", "version"], &sample("golden-helm4-version-short.txt"));
+    r.ok(&["helm", "upgrade"], "");
+    let h = helm::Helm::new(r.clone());
+    h.upgrade_install(&target(), &install_spec(), &Cancel::new()).unwrap();
+    h.upgrade_install(&target(), &install_spec(), &Cancel::new()).unwrap();
+    let calls = r.calls();
+    assert_eq!(calls.iter().filter(|c| c[1] == "version").count(), 1);
+    assert_eq!(
+        calls[1],
+        argv(&format!("{INSTALL} --wait=watcher --rollback-on-failure"))
+    );
+}
+
+#[test]
+fn helm_list_reads_real_output_of_helm_3_and_4() {
+    let v4 = helm::parse_list(&sample("golden-helm4-list-json.txt")).unwrap();
+    assert_eq!(
+        v4,
+        vec![ReleaseInfo {
+            name: "test-release".into(),
+            namespace: "default".into(),
+            status: "deployed".into(),
+            chart: "test-chart-1.0.0".into()
+        }]
+    );
+    let v3 = helm::parse_list(&sample("list-all-namespaces-json-v3-mixed-tz.txt")).unwrap();
+    assert_eq!(v3.len(), 3);
+    assert_eq!(v3[2].chart, "airflow-0.19.0");
+    assert!(helm::parse_list("").unwrap().is_empty());
+    let err = helm::parse_list("Error: Kubernetes cluster unreachable").unwrap_err();
+    assert!(err.to_string().contains("not a release list"), "{err}");
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["helm", "list"], "[]");
+    helm::Helm::new(r.clone()).list(&target(), &Cancel::new()).unwrap();
+    assert_eq!(
+        r.calls()[0],
+        argv(
+            "helm list --all --all-namespaces --output json --kubeconfig /state/dev/kubeconfig --kube-context kind-dev"
+        )
+    );
+}
+
+#[test]
+fn helm_versions_are_read_from_short_output() {
+    assert_eq!(helm::parse_major(&sample("golden-helm3-version-short.txt")), Some(3));
+    assert_eq!(helm::parse_major(&sample("golden-helm4-version-short.txt")), Some(4));
+    assert_eq!(helm::parse_major("v3.14.2+gc309b6f"), Some(3));
+    assert_eq!(helm::parse_major("garbage"), None);
+}
+
+#[test]
+fn a_stuck_release_is_uninstalled_if_never_installed_and_rolled_back_if_mid_upgrade() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["helm"], "");
+    let h = helm::Helm::new(r.clone());
+    let rel = |status: &str| ReleaseInfo {
+        name: "redis".into(),
+        namespace: "devenv-data".into(),
+        status: status.into(),
+        chart: "redis-2.4.4".into(),
+    };
+    h.recover(&target(), &rel("pending-install"), &Cancel::new()).unwrap();
+    h.recover(&target(), &rel("pending-upgrade"), &Cancel::new()).unwrap();
+    let tail = " --namespace devenv-data --kubeconfig /state/dev/kubeconfig --kube-context kind-dev";
+    assert_eq!(
+        r.calls(),
+        vec![
+            argv(&format!("helm uninstall redis{tail}")),
+            argv(&format!("helm rollback redis{tail}"))
+        ]
+    );
+}
+
+#[test]
+fn a_helm_failure_carries_its_stderr() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["helm", "version"], "v3.14.2+gc309b6f");
+    r.fail(
+        &["helm", "upgrade"],
+        1,
+        &sample("upgrade-another-operation-in-progress-v3.14.2.stderr.txt"),
+    );
+    let err = helm::Helm::new(r)
+        .upgrade_install(&target(), &install_spec(), &Cancel::new())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(
+        err.to_string()
+            .contains("another operation (install/upgrade/rollback) is in progress"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("`helm upgrade --install postgresql postgres"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_applied_record_is_one_key_per_field_manager_by_server_side_apply() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["kubectl"], "");
+    let k = kubectl::Kubectl { runner: r.clone() };
+    k.set_applied(&target(), "dev", "component.redis", Some("abc123"), &Cancel::new())
+        .unwrap();
+    assert_eq!(
+        r.calls()[0],
+        argv(
+            "kubectl --kubeconfig /state/dev/kubeconfig --context kind-dev apply --server-side --force-conflicts --field-manager devenv-component.redis -f -"
+        )
+    );
+    let sent: serde_json::Value = serde_json::from_slice(&r.last_stdin().unwrap()).unwrap();
+    assert_eq!(sent["metadata"]["name"], "devenv-dev");
+    assert_eq!(sent["metadata"]["namespace"], "kube-system");
+    assert_eq!(sent["data"], serde_json::json!({"component.redis": "abc123"}));
+    // Removing a key applies the manager's object without it.
+    k.set_applied(&target(), "dev", "component.redis", None, &Cancel::new())
+        .unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(&r.last_stdin().unwrap()).unwrap();
+    assert!(sent.get("data").is_none());
+}
+
+#[test]
+fn the_applied_record_is_read_back_or_absent() {
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"devenv-dev"},"data":{"cluster":"d1","component.redis":"d2"}}"#;
+    let a = kubectl::parse_applied(cm).unwrap().unwrap();
+    assert_eq!(a.entries["component.redis"], "d2");
+    assert_eq!(kubectl::parse_applied("").unwrap(), None);
+    assert!(kubectl::parse_applied("<html>").is_err());
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["kubectl"], "");
+    kubectl::Kubectl { runner: r.clone() }
+        .get_applied(&target(), "dev", &Cancel::new())
+        .unwrap();
+    assert_eq!(
+        r.calls()[0],
+        argv(
+            "kubectl --kubeconfig /state/dev/kubeconfig --context kind-dev get configmap devenv-dev --namespace kube-system --output json --ignore-not-found"
+        )
+    );
+}

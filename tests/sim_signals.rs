@@ -1,0 +1,153 @@
+//! Real signals to the real `devenv` binary. The cluster, helm and the rest are the SIMULATED world,
+//! kept in a JSON file (`DEVENV_SIMULATE`) so that it outlives the process, as a Docker engine would.
+
+mod common;
+
+use common::TempDir;
+use devenv::world::sim::SimWorld;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Proc {
+    project: TempDir,
+    state: TempDir,
+    world_file: std::path::PathBuf,
+}
+
+impl Proc {
+    fn new(tag: &str) -> Self {
+        let project = TempDir::new(&format!("{tag}-proj"));
+        let state = TempDir::new(&format!("{tag}-state"));
+        let world_file = state.path().join("world.json");
+        SimWorld::open(&world_file).unwrap();
+        Proc {
+            project,
+            state,
+            world_file,
+        }
+    }
+    fn world(&self) -> SimWorld {
+        SimWorld::open(&self.world_file).unwrap()
+    }
+    fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_devenv"))
+            .args(args)
+            .current_dir(self.project.path())
+            .env("DEVENV_SIMULATE", &self.world_file)
+            .env("DEVENV_STATE_DIR", self.state.path())
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out = self.spawn(args).wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Waits for the simulated world to show that `op` has started, so the signal lands mid-step.
+fn wait_for_call(p: &Proc, op: &str) {
+    let t = Instant::now();
+    while !std::fs::read_to_string(&p.world_file)
+        .unwrap_or_default()
+        .contains(&format!("\"{op}\""))
+    {
+        assert!(t.elapsed() < Duration::from_secs(20), "{op} never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn finish(child: Child, within: Duration) -> (i32, String) {
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < within, "took {:?}", t.elapsed());
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sim_sigint_during_cluster_create_exits_130_removes_the_half_cluster_and_releases_the_lock() {
+    let p = Proc::new("sig-int");
+    p.world().set_latency("cluster.create", 10_000);
+    let child = p.spawn(&["up"]);
+    // The observation is logged when it ends; the create starts right after it.
+    wait_for_call(&p, "cluster.observe");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    let (code, err) = finish(child, Duration::from_secs(5));
+    assert_eq!(code, 130, "{err}");
+    assert!(
+        err.contains("rolled back: cluster devenv (half-created by this run)"),
+        "{err}"
+    );
+    assert!(p.world().state().clusters.is_empty());
+    p.world().set_latency("cluster.create", 0);
+    let (code, err) = p.run(&["up", "--no-wait"]);
+    assert_eq!(code, 0, "the lock was released and the next up converges: {err}");
+}
+
+#[test]
+fn sim_sigterm_during_installs_exits_143_and_the_next_up_recovers() {
+    let p = Proc::new("sig-term");
+    p.world().set_latency("helm.upgrade_install", 10_000);
+    let child = p.spawn(&["up"]);
+    wait_for_call(&p, "kube.set_applied");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGTERM);
+    let (code, err) = finish(child, Duration::from_secs(5));
+    assert_eq!(code, 143, "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    p.world().set_latency("helm.upgrade_install", 0);
+    let (code, err) = p.run(&["up"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("recover"), "the pending releases were recovered: {err}");
+    assert_eq!(p.run(&["status"]).0, 0);
+}
+
+#[test]
+fn sim_a_second_sigint_exits_at_once_and_says_what_was_left() {
+    let p = Proc::new("sig-twice");
+    p.world().set_latency("cluster.create", 10_000);
+    p.world().set_latency("cluster.delete", 10_000);
+    let child = p.spawn(&["up"]);
+    wait_for_call(&p, "cluster.observe");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, libc::SIGINT);
+    let (code, err) = finish(child, Duration::from_secs(3));
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted twice"), "{err}");
+    assert!(
+        err.contains("left behind:\n  - cluster devenv (half-created by this run)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sim_after_a_sigkill_the_next_up_takes_the_lock_and_converges() {
+    let p = Proc::new("sig-kill");
+    p.world().set_latency("helm.upgrade_install", 10_000);
+    let mut child = p.spawn(&["up"]);
+    wait_for_call(&p, "kube.set_applied");
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    p.world().set_latency("helm.upgrade_install", 0);
+    let (code, err) = p.run(&["up", "--no-wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.run(&["status"]).0, 0);
+}
