@@ -1,7 +1,7 @@
 //! The real adapters, without the real tools: the exact command lines they build, and how they
 //! read the real output of kind, helm and docker (verbatim samples in tests/samples/).
 
-use devenv::adapters::{helm, kind, kubectl};
+use devenv::adapters::{docker, helm, kind, kubectl};
 use devenv::exec::Cancel;
 use devenv::process::ScriptedRunner;
 use devenv::world::{ClusterProvider, ClusterSpec, ClusterState, Helm, InstallSpec, Kube, KubeTarget, ReleaseInfo};
@@ -14,9 +14,15 @@ fn sample(name: &str) -> String {
 }
 
 fn kind_with(runner: &Arc<ScriptedRunner>) -> kind::Kind {
+    let engine = Arc::new(docker::DockerCli {
+        runner: runner.clone(),
+        program: "docker".into(),
+    });
     kind::Kind {
         runner: runner.clone(),
+        engine,
         logs_dir: PathBuf::from("/state/dev/logs"),
+        kubeconfig: None,
     }
 }
 
@@ -53,6 +59,39 @@ fn kind_create_pins_name_image_and_config_and_keeps_nodes_for_their_logs() {
             "kind create cluster --name dev --image kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed --config /state/dev/kind-config.yaml --retain --wait 300s"
         )]
     );
+}
+
+#[test]
+fn with_export_context_off_kind_writes_only_devenvs_kubeconfig() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["kind"], "");
+    let mut k = kind_with(&r);
+    k.kubeconfig = Some(PathBuf::from("/state/dev/kubeconfig"));
+    k.create(&spec(), &Cancel::new()).unwrap();
+    k.delete("dev", &Cancel::new()).unwrap();
+    let calls = r.calls();
+    assert!(
+        calls[0]
+            .windows(2)
+            .any(|w| w == ["--kubeconfig", "/state/dev/kubeconfig"]),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls[1],
+        argv("kind delete cluster --name dev --kubeconfig /state/dev/kubeconfig")
+    );
+}
+
+#[test]
+fn exited_kind_nodes_are_started_through_the_engine() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(
+        &["docker", "ps"],
+        "dev-control-plane\tcontrol-plane\texited\ndev-worker\tworker\trunning\n",
+    );
+    r.ok(&["docker", "start"], "");
+    kind_with(&r).start("dev", &Cancel::new()).unwrap();
+    assert_eq!(r.calls()[1], argv("docker start dev-control-plane"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Real adapters: they build command lines and parse output, and hold no policy.
 
+pub mod docker;
 pub mod helm;
 pub mod kind;
 pub mod kubectl;

@@ -66,10 +66,18 @@ impl App {
         match config.project.driver {
             Driver::Kind => {
                 let runner: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
+                let engine = Arc::new(crate::adapters::docker::DockerCli {
+                    runner: runner.clone(),
+                    program: "docker".into(),
+                });
+                let kubeconfig = (!config.project.export_context).then(|| state.kubeconfig());
                 Ok(World {
+                    engine: engine.clone(),
                     cluster: Arc::new(crate::adapters::kind::Kind {
                         runner: runner.clone(),
+                        engine,
                         logs_dir: state.path("logs"),
+                        kubeconfig,
                     }),
                     helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
                     kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),

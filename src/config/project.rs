@@ -57,6 +57,8 @@ pub struct ProjectFile {
     pub releases: Vec<ReleaseFile>,
     #[serde(default)]
     pub timeouts: TimeoutsFile,
+    #[serde(default)]
+    pub export_context: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -153,6 +155,8 @@ pub struct Project {
     pub images: Vec<String>,
     pub releases: Vec<Release>,
     pub timeouts: Timeouts,
+    /// Whether kind also adds the cluster's context to the user's kubeconfig and selects it.
+    pub export_context: bool,
 }
 
 pub const COMPONENT_NAMES: &[&str] = &["ingress-nginx", "traefik", "postgresql", "redis"];
@@ -311,6 +315,7 @@ impl ProjectFile {
             images,
             releases,
             timeouts,
+            export_context: self.export_context.unwrap_or(true),
         })
     }
 }

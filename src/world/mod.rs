@@ -33,6 +33,13 @@ impl ClusterState {
     }
 }
 
+/// The container engine (Docker or Podman): containers found by label, started again.
+pub trait ContainerEngine: Send + Sync {
+    /// Containers (running or not) carrying `label=value`; kind labels its nodes this way.
+    fn containers_labelled(&self, label: &str, value: &str, cancel: &Cancel) -> Result<Vec<NodeState>>;
+    fn start(&self, names: &[String], cancel: &Cancel) -> Result<()>;
+}
+
 /// Everything a provider needs to create a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterSpec {
@@ -131,6 +138,7 @@ pub trait Prober: Send + Sync {
 /// The external systems a run uses.
 #[derive(Clone)]
 pub struct World {
+    pub engine: std::sync::Arc<dyn ContainerEngine>,
     pub cluster: std::sync::Arc<dyn ClusterProvider>,
     pub helm: std::sync::Arc<dyn Helm>,
     pub kube: std::sync::Arc<dyn Kube>,

@@ -157,6 +157,7 @@ impl SimWorld {
 
     pub fn world(&self) -> World {
         World {
+            engine: Arc::new(self.clone()),
             cluster: Arc::new(self.clone()),
             helm: Arc::new(self.clone()),
             kube: Arc::new(self.clone()),
@@ -336,6 +337,42 @@ impl ClusterProvider for SimWorld {
                     ));
                 }
                 Self::cluster_mut(s, name)?.images.extend(images.iter().cloned());
+                Ok(())
+            },
+        )
+    }
+}
+
+impl ContainerEngine for SimWorld {
+    fn containers_labelled(&self, label: &str, value: &str, cancel: &Cancel) -> Result<Vec<NodeState>> {
+        self.op(
+            "engine.containers",
+            value,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                Ok(match (label, s.clusters.get(value)) {
+                    ("io.x-k8s.kind.cluster", Some(c)) => c.nodes.clone(),
+                    _ => vec![],
+                })
+            },
+        )
+    }
+
+    fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {
+        self.op(
+            "engine.start",
+            &names.join(","),
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                for c in s.clusters.values_mut() {
+                    for n in c.nodes.iter_mut().filter(|n| names.contains(&n.name)) {
+                        n.running = true;
+                    }
+                }
                 Ok(())
             },
         )

@@ -1,0 +1,103 @@
+//! The container engine through its CLI (`docker`, or `podman`, which takes the same arguments here).
+
+use crate::error::{Error, Result};
+use crate::exec::Cancel;
+use crate::process::{Cmd, RunError, Runner};
+use crate::world::{ContainerEngine, NodeState};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct DockerCli {
+    pub runner: Arc<dyn Runner>,
+    /// `docker` or `podman`.
+    pub program: String,
+}
+
+/// The `--format` given to `ps`: name, kind role label, state.
+pub const NODE_FORMAT: &str = "{{.Names}}\t{{.Label \"io.x-k8s.kind.role\"}}\t{{.State}}";
+
+pub fn parse_nodes(stdout: &str) -> Vec<NodeState> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut f = l.split('\t');
+            let name = f.next().unwrap_or("").trim().to_string();
+            let role = f.next().unwrap_or("").trim().to_string();
+            let state = f.next().unwrap_or("").trim();
+            NodeState {
+                name,
+                role,
+                running: state == "running",
+            }
+        })
+        .collect()
+}
+
+/// Recognises the engine being unreachable in a command's stderr, with the fix.
+pub fn engine_unreachable(stderr: &str) -> Option<(String, String)> {
+    let line = stderr.lines().find(|l| !l.trim().is_empty())?.trim().to_string();
+    if line.contains("Cannot connect to the Docker daemon") {
+        return Some((
+            format!("the Docker engine is not running ({line})"),
+            "start Docker (Docker Desktop, or `sudo systemctl start docker`), then run devenv again".into(),
+        ));
+    }
+    if line.contains("permission denied") && line.contains("docker") {
+        return Some((
+            format!("this user may not use Docker ({line})"),
+            "add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in again)".into(),
+        ));
+    }
+    None
+}
+
+impl DockerCli {
+    pub fn ps_cmd(&self, label: &str, value: &str) -> Cmd {
+        Cmd::new(&self.program)
+            .args([
+                "ps",
+                "--all",
+                "--filter",
+                &format!("label={label}={value}"),
+                "--format",
+                NODE_FORMAT,
+            ])
+            .timeout(Duration::from_secs(30))
+    }
+
+    /// Runs a command; an unreachable engine is a missing prerequisite (exit 3), not a failure.
+    fn run(&self, cmd: Cmd, cancel: &Cancel, help: &str) -> Result<String> {
+        match self.runner.run(&cmd, cancel) {
+            Ok(o) => Ok(o.stdout),
+            Err(RunError::Failed { stderr, .. }) if engine_unreachable(&stderr).is_some() => {
+                let (msg, help) = engine_unreachable(&stderr).unwrap_or_default();
+                Err(Error::prerequisite(msg, help))
+            }
+            Err(e) => Err(e.into_error(cancel, help)),
+        }
+    }
+}
+
+impl ContainerEngine for DockerCli {
+    fn containers_labelled(&self, label: &str, value: &str, cancel: &Cancel) -> Result<Vec<NodeState>> {
+        Ok(parse_nodes(&self.run(
+            self.ps_cmd(label, value),
+            cancel,
+            "`docker info` should answer; `devenv doctor` checks",
+        )?))
+    }
+
+    fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {
+        let cmd = Cmd::new(&self.program)
+            .arg("start")
+            .args(names.iter().cloned())
+            .timeout(Duration::from_secs(120));
+        self.run(
+            cmd,
+            cancel,
+            "if the nodes do not come back, `devenv up --recreate` rebuilds the cluster (its data is lost)",
+        )
+        .map(|_| ())
+    }
+}
