@@ -29,6 +29,12 @@ pub struct Global {
     /// Cluster provider; default: `driver` in devenv.yaml, else kind
     #[arg(long, global = true, value_enum)]
     pub driver: Option<Driver>,
+    /// Kube context of an existing cluster (with --driver existing)
+    #[arg(long, global = true, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// Allow --driver existing to act on a context that does not look like a local cluster
+    #[arg(long, global = true)]
+    pub allow_remote: bool,
     /// Output format: text for people, json for programs (one object per line on stdout)
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,

@@ -1,7 +1,7 @@
 //! The real adapters, without the real tools: the exact command lines they build, and how they
 //! read the real output of kind, helm and docker (verbatim samples in tests/samples/).
 
-use devenv::adapters::{docker, helm, kind, kubectl};
+use devenv::adapters::{docker, existing, helm, kind, kubectl, minikube};
 use devenv::exec::Cancel;
 use devenv::process::ScriptedRunner;
 use devenv::world::{ClusterProvider, ClusterSpec, ClusterState, Helm, InstallSpec, Kube, KubeTarget, ReleaseInfo};
@@ -347,4 +347,121 @@ fn the_applied_record_is_read_back_or_absent() {
             "kubectl --kubeconfig /state/dev/kubeconfig --context kind-dev get configmap devenv-dev --namespace kube-system --output json --ignore-not-found"
         )
     );
+}
+
+fn minikube(r: &Arc<ScriptedRunner>, driver: Option<&str>, export_context: bool) -> minikube::Minikube {
+    minikube::Minikube {
+        runner: r.clone(),
+        driver: driver.map(String::from),
+        export_context,
+    }
+}
+
+#[test]
+fn minikube_starts_a_profile_per_environment_with_the_pinned_kubernetes() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["minikube"], "");
+    minikube(&r, Some("docker"), false)
+        .create(&spec(), &Cancel::new())
+        .unwrap();
+    minikube(&r, None, true).create(&spec(), &Cancel::new()).unwrap();
+    minikube(&r, None, true).delete("dev", &Cancel::new()).unwrap();
+    let calls = r.calls();
+    assert_eq!(
+        calls[0],
+        argv(
+            "minikube start --profile dev --kubernetes-version v1.35.1 --driver docker --keep-context --wait all --wait-timeout 300s"
+        )
+    );
+    assert_eq!(
+        calls[1],
+        argv("minikube start --profile dev --kubernetes-version v1.35.1 --wait all --wait-timeout 300s")
+    );
+    assert_eq!(calls[2], argv("minikube delete --profile dev"));
+}
+
+#[test]
+fn minikube_profiles_are_read_strictly() {
+    // The shape of `minikube profile list -o json` (first fields of each profile as minikube prints them).
+    let doc = r#"{"invalid":[{"Name":"broken","Config":null}],"valid":[{"Name":"dev","Status":"OK","Config":{}},{"Name":"old","Status":"Stopped","Config":{}}]}"#;
+    let p = minikube::parse_profiles(doc).unwrap();
+    assert_eq!(
+        p.iter()
+            .map(|p| (p.name.as_str(), p.status.as_str()))
+            .collect::<Vec<_>>(),
+        [("dev", "OK"), ("old", "Stopped"), ("broken", "Invalid")]
+    );
+    // A truncated document (this verbatim sample is cut mid-object) is an error, not a guess.
+    let err = minikube::parse_profiles(&sample("profile-list-json-v1.17dev.partial.txt")).unwrap_err();
+    assert!(err.to_string().contains("not JSON"), "{err}");
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["minikube", "profile"], doc);
+    let m = minikube(&r, None, true);
+    assert!(matches!(m.observe("dev", &Cancel::new()).unwrap(), ClusterState::Present { nodes } if nodes[0].running));
+    assert_eq!(m.observe("old", &Cancel::new()).unwrap().stopped_nodes(), vec!["old"]);
+    assert_eq!(m.observe("new", &Cancel::new()).unwrap(), ClusterState::Absent);
+    assert_eq!(r.calls()[0], argv("minikube profile list --output json"));
+}
+
+#[test]
+fn minikube_without_a_driver_gets_its_reason_explained() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.fail(
+        &["minikube", "start"],
+        1,
+        &sample("start-fail-drv-not-detected-v1.37.0.combined.txt"),
+    );
+    let err = minikube(&r, None, true).create(&spec(), &Cancel::new()).unwrap_err();
+    assert!(err.to_string().contains("DRV_NOT_DETECTED"), "{err}");
+    assert!(err.help().unwrap().contains("install and start Docker"), "{err:?}");
+}
+
+#[test]
+fn an_existing_clusters_kubeconfig_is_its_minified_context() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(
+        &["kubectl", "config", "view"],
+        &sample("config-view-minify-kind-cluster.txt"),
+    );
+    let e = existing::Existing {
+        runner: r.clone(),
+        context: "kind-kind".into(),
+    };
+    assert!(e.kubeconfig("dev", &Cancel::new()).unwrap().contains("clusters:"));
+    assert_eq!(
+        r.calls()[0],
+        argv("kubectl config view --minify --flatten --context kind-kind")
+    );
+    assert_eq!(e.context("dev"), "kind-kind");
+    assert_eq!(
+        e.delete("dev", &Cancel::new()).unwrap_err().exit_code(),
+        2,
+        "devenv never deletes it"
+    );
+}
+
+#[test]
+fn an_existing_contexts_nodes_and_a_missing_context() {
+    let nodes = r#"{"items":[{"metadata":{"name":"cp","labels":{"node-role.kubernetes.io/control-plane":""}},"status":{"conditions":[{"type":"Ready","status":"True"}]}},{"metadata":{"name":"w1","labels":{}},"status":{"conditions":[{"type":"Ready","status":"False"}]}}]}"#;
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["kubectl"], nodes);
+    let e = existing::Existing {
+        runner: r.clone(),
+        context: "docker-desktop".into(),
+    };
+    assert_eq!(e.observe("dev", &Cancel::new()).unwrap().stopped_nodes(), vec!["w1"]);
+    assert_eq!(
+        r.calls()[0],
+        argv("kubectl --context docker-desktop get nodes --output json")
+    );
+    let r = Arc::new(ScriptedRunner::new());
+    r.fail(&["kubectl"], 1, "error: context \"nope\" does not exist");
+    let err = existing::Existing {
+        runner: r,
+        context: "nope".into(),
+    }
+    .observe("dev", &Cancel::new())
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.help().unwrap().contains("kubectl config get-contexts"));
 }

@@ -390,3 +390,50 @@ fn help_and_completions_go_to_stdout() {
     let out = lab.run(&["up", "--bogus"]);
     assert_eq!(out.code, 2);
 }
+
+#[test]
+fn sim_existing_driver_refuses_a_production_looking_context() {
+    let lab = Lab::new("remote");
+    let out = lab.run(&["up", "--driver", "existing", "--context", "gke_acme_prod"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("does not look like a local cluster"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("help: if `gke_acme_prod` really is a development cluster you may change, add --allow-remote"),
+        "{out:?}"
+    );
+    assert!(lab.world.calls().is_empty(), "nothing was touched");
+    let out = lab.run(&["up", "--driver", "existing"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("needs a kube context"), "{out:?}");
+}
+
+#[test]
+fn sim_down_on_an_existing_cluster_removes_only_what_devenv_installed() {
+    let lab = Lab::new("existing-down");
+    // A cluster devenv did not create, with a release of someone else's in it.
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    lab.world
+        .with(|s| {
+            let c = s.clusters.get_mut("devenv").unwrap();
+            c.releases.push(devenv::world::ReleaseInfo {
+                name: "their-app".into(),
+                namespace: "team".into(),
+                status: "deployed".into(),
+                chart: "app-1.0.0".into(),
+            });
+        })
+        .unwrap();
+    let out = lab.run(&["down", "--driver", "existing", "--context", "kind-devenv"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let state = lab.world.state();
+    let cluster = &state.clusters["devenv"];
+    assert_eq!(
+        cluster.releases.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["their-app"]
+    );
+    assert!(cluster.applied.is_empty());
+    assert!(out.stderr.contains("left in place"), "{out:?}");
+    let out = lab.run(&["up", "--recreate", "--driver", "existing", "--context", "kind-devenv"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}

@@ -98,7 +98,41 @@ impl Kube for Kubectl {
         )?)
     }
 
+    fn delete_applied(&self, t: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()> {
+        let cmd = Self::base(t)
+            .args([
+                "delete",
+                "configmap",
+                &configmap_name(env),
+                "--namespace",
+                NAMESPACE,
+                "--ignore-not-found",
+            ])
+            .timeout(Duration::from_secs(60));
+        run(&self.runner, cmd, cancel, "").map(|_| ())
+    }
+
     fn set_applied(&self, t: &KubeTarget, env: &str, key: &str, value: Option<&str>, cancel: &Cancel) -> Result<()> {
         run(&self.runner, Self::apply_cmd(t, env, key, value), cancel, "").map(|_| ())
     }
+}
+
+/// One context's kubeconfig, with credentials inlined: `kubectl config view --minify --flatten`.
+pub fn view_context(runner: &Arc<dyn Runner>, context: &str, cancel: &Cancel) -> Result<String> {
+    let cmd = Cmd::new("kubectl")
+        .args(["config", "view", "--minify", "--flatten", "--context", context])
+        .timeout(Duration::from_secs(30));
+    let out = run(
+        runner,
+        cmd,
+        cancel,
+        "list the contexts with `kubectl config get-contexts`",
+    )?;
+    if !out.contains("clusters:") {
+        return Err(Error::failed(
+            format!("`kubectl config view` printed no cluster for context `{context}`"),
+            "check it with `kubectl config get-contexts`",
+        ));
+    }
+    Ok(out)
 }

@@ -1,9 +1,11 @@
 //! Real adapters: they build command lines and parse output, and hold no policy.
 
 pub mod docker;
+pub mod existing;
 pub mod helm;
 pub mod kind;
 pub mod kubectl;
+pub mod minikube;
 pub mod probe;
 
 use crate::error::Result;

@@ -1,9 +1,14 @@
-//! `devenv down`: remove the environment. Idempotent.
+//! `devenv down`: remove the environment. Idempotent. On kind and minikube it deletes the cluster;
+//! on an existing cluster it removes only the releases devenv recorded as its own, never the cluster.
 
-use super::App;
-use crate::error::Result;
+use super::{App, target};
+use crate::config::Driver;
+use crate::error::{Error, Result};
+use crate::exec::{Status, StepResult};
 use crate::plan::{Desired, Selection};
-use crate::world::ClusterState;
+use crate::state::State;
+use crate::world::{ClusterState, World};
+use std::time::{Duration, Instant};
 
 pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
     let config = app.config()?;
@@ -18,21 +23,13 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
                 .info(&format!("environment `{name}` has no cluster: nothing to do"));
             false
         }
+        ClusterState::Present { .. } if config.project.driver == Driver::Existing => {
+            remove_installed(app, &world, &state, name)?
+        }
         ClusterState::Present { .. } => {
-            app.reporter.step_started("cluster", &format!("delete cluster {name}"));
-            let t = std::time::Instant::now();
-            let r = world.cluster.delete(name, &app.cancel);
-            let result = crate::exec::StepResult {
-                id: "cluster".into(),
-                label: format!("delete cluster {name}"),
-                status: match &r {
-                    Ok(()) => crate::exec::Status::Ok,
-                    Err(e) => crate::exec::Status::Failed(e.to_string()),
-                },
-                span: Some((std::time::Duration::ZERO, t.elapsed())),
-            };
-            app.reporter.step_finished(&result);
-            r?;
+            step(app, "cluster", &format!("delete cluster {name}"), || {
+                world.cluster.delete(name, &app.cancel)
+            })?;
             true
         }
     };
@@ -40,14 +37,68 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
     drop(lock);
     if purge && state.dir.exists() {
         std::fs::remove_dir_all(&state.dir)
-            .map_err(|e| crate::error::Error::failed(format!("cannot remove {}: {e}", state.dir.display()), ""))?;
+            .map_err(|e| Error::failed(format!("cannot remove {}: {e}", state.dir.display()), ""))?;
         app.reporter.info(&format!(
             "removed devenv's state for `{name}` ({})",
             state.dir.display()
         ));
     }
-    app.reporter.json(
-        serde_json::json!({"event": "summary", "command": "down", "result": if removed {"removed"} else {"unchanged"}}),
-    );
+    let result = if removed { "removed" } else { "unchanged" };
+    app.reporter
+        .json(serde_json::json!({"event": "summary", "command": "down", "result": result}));
     Ok(())
+}
+
+/// Runs one reported step outside the executor (down has no plan to run concurrently).
+fn step(app: &App, id: &str, label: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    app.reporter.step_started(id, label);
+    let t = Instant::now();
+    let r = f();
+    let status = match &r {
+        Ok(()) => Status::Ok,
+        Err(e) => Status::Failed(e.to_string()),
+    };
+    let span = Some((Duration::ZERO, t.elapsed()));
+    app.reporter.step_finished(&StepResult {
+        id: id.into(),
+        label: label.into(),
+        status,
+        span,
+    });
+    r
+}
+
+/// Uninstalls what devenv's record says it installed, then the record itself.
+fn remove_installed(app: &App, world: &World, state: &State, name: &str) -> Result<bool> {
+    state.write_private("kubeconfig", &world.cluster.kubeconfig(name, &app.cancel)?)?;
+    let t = target(world, state, name);
+    let Some(applied) = world.kube.get_applied(&t, name, &app.cancel)? else {
+        app.reporter.info(&format!(
+            "devenv has installed nothing in context `{}`: nothing to do",
+            t.context
+        ));
+        return Ok(false);
+    };
+    let releases = world.helm.list(&t, &app.cancel)?;
+    for key in applied.entries.keys() {
+        let Some(release) = key.strip_prefix("component.") else {
+            continue;
+        };
+        for r in releases.iter().filter(|r| r.name == release) {
+            step(
+                app,
+                release,
+                &format!("uninstall {release} from {}", r.namespace),
+                || world.helm.uninstall(&t, &r.name, &r.namespace, &app.cancel),
+            )?;
+        }
+    }
+    step(app, "record", "forget devenv's record in the cluster", || {
+        world.kube.delete_applied(&t, name, &app.cancel)
+    })?;
+    app.reporter.info(&format!(
+        "the cluster behind context `{}` was left in place, as it is not devenv's",
+        t.context
+    ));
+    Ok(true)
 }

@@ -48,6 +48,7 @@ impl App {
             &config::Overrides {
                 name: self.global.name.clone(),
                 driver: self.global.driver,
+                context: self.global.context.clone(),
             },
         )
     }
@@ -57,6 +58,10 @@ impl App {
     }
 
     pub fn world(&self, config: &Config, state: &State) -> Result<World> {
+        // Checked before anything else, whichever world serves the run.
+        if config.project.driver == Driver::Existing {
+            self.existing_context(config)?;
+        }
         if let Some(w) = &self.world {
             return Ok(w.clone());
         }
@@ -84,14 +89,61 @@ impl App {
                     prober: Arc::new(crate::adapters::probe::TcpProber),
                 })
             }
-            other => Err(Error::usage(
-                format!(
-                    "the {} driver is not available in this version of devenv",
-                    other.as_str()
-                ),
-                "use the kind driver (`--driver kind`, or `driver: kind` in devenv.yaml)",
-            )),
+            Driver::Minikube => {
+                let runner: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
+                Ok(World {
+                    engine: Arc::new(crate::adapters::docker::DockerCli {
+                        runner: runner.clone(),
+                        program: "docker".into(),
+                    }),
+                    cluster: Arc::new(crate::adapters::minikube::Minikube {
+                        runner: runner.clone(),
+                        driver: config.project.minikube_driver.clone(),
+                        export_context: config.project.export_context,
+                    }),
+                    helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
+                    kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
+                    prober: Arc::new(crate::adapters::probe::TcpProber),
+                })
+            }
+            Driver::Existing => {
+                let context = self.existing_context(config)?;
+                let runner: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
+                Ok(World {
+                    engine: Arc::new(crate::adapters::docker::DockerCli {
+                        runner: runner.clone(),
+                        program: "docker".into(),
+                    }),
+                    cluster: Arc::new(crate::adapters::existing::Existing {
+                        runner: runner.clone(),
+                        context,
+                    }),
+                    helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
+                    kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
+                    prober: Arc::new(crate::adapters::probe::TcpProber),
+                })
+            }
         }
+    }
+
+    /// The context for `--driver existing`, refused when it does not look like a local cluster
+    /// (unless --allow-remote): devenv must never install into production by accident.
+    pub fn existing_context(&self, config: &Config) -> Result<String> {
+        let Some(context) = config.project.context.clone() else {
+            return Err(Error::usage(
+                "the existing driver needs a kube context",
+                "pass --context NAME (see `kubectl config get-contexts`), or set `context:` in devenv.yaml",
+            ));
+        };
+        if !self.global.allow_remote && !crate::adapters::existing::looks_local(&context) {
+            return Err(Error::usage(
+                format!(
+                    "context `{context}` does not look like a local cluster (kind-*, minikube, docker-desktop, k3d-*, rancher-desktop, orbstack, colima); devenv will not install into it"
+                ),
+                format!("if `{context}` really is a development cluster you may change, add --allow-remote"),
+            ));
+        }
+        Ok(context)
     }
 }
 

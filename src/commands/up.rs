@@ -26,6 +26,12 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         timeouts.component = crate::config::project::parse_duration(t)
             .map_err(|m| Error::usage(format!("--timeout: {m}"), "write a duration such as 90s, 5m or 1h"))?;
     }
+    if args.select.recreate && config.project.driver == crate::config::Driver::Existing {
+        return Err(Error::usage(
+            "--recreate deletes the cluster, and devenv never deletes a cluster it did not create",
+            "drop --recreate; `devenv down` removes what devenv installed in the existing cluster",
+        ));
+    }
     let desired = Desired::from_config(&config, &super::plan::selection(args.select))?;
     let state = app.state(&config);
     let world = app.world(&config, &state)?;

@@ -64,6 +64,7 @@ pub struct Config {
 pub struct Overrides {
     pub name: Option<String>,
     pub driver: Option<Driver>,
+    pub context: Option<String>,
 }
 
 struct Loaded {
@@ -160,6 +161,9 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
     }
     if let Some(driver) = overrides.driver {
         project.driver = driver;
+    }
+    if let Some(context) = &overrides.context {
+        project.context = Some(context.clone());
     }
 
     let v = read_or_default(dir, shown, versions::FILE)?;

@@ -59,7 +59,36 @@ pub struct ProjectFile {
     pub timeouts: TimeoutsFile,
     #[serde(default)]
     pub export_context: Option<bool>,
+    /// With `driver: existing`: the kube context to use.
+    #[serde(default)]
+    pub context: Option<Spanned<String>>,
+    #[serde(default)]
+    pub minikube: MinikubeFile,
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MinikubeFile {
+    /// docker, podman, kvm2, qemu2, virtualbox, hyperkit, vfkit, hyperv, none, ssh
+    #[serde(default)]
+    pub driver: Option<Spanned<String>>,
+}
+
+const MINIKUBE_DRIVERS: &[&str] = &[
+    "docker",
+    "podman",
+    "kvm2",
+    "qemu2",
+    "qemu",
+    "virtualbox",
+    "hyperkit",
+    "vfkit",
+    "hyperv",
+    "parallels",
+    "vmware",
+    "none",
+    "ssh",
+];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +186,8 @@ pub struct Project {
     pub timeouts: Timeouts,
     /// Whether kind also adds the cluster's context to the user's kubeconfig and selects it.
     pub export_context: bool,
+    pub context: Option<String>,
+    pub minikube_driver: Option<String>,
 }
 
 pub const COMPONENT_NAMES: &[&str] = &["ingress-nginx", "traefik", "postgresql", "redis"];
@@ -316,6 +347,21 @@ impl ProjectFile {
             releases,
             timeouts,
             export_context: self.export_context.unwrap_or(true),
+            context: self.context.as_ref().map(|c| c.value.clone()),
+            minikube_driver: match &self.minikube.driver {
+                Some(d) if !MINIKUBE_DRIVERS.contains(&d.value.as_str()) => {
+                    let help = match super::yaml::did_you_mean(&d.value, MINIKUBE_DRIVERS) {
+                        Some(b) => format!("did you mean `{b}`?"),
+                        None => format!("use one of: {}", MINIKUBE_DRIVERS.join(", ")),
+                    };
+                    return Err(Error::config(
+                        at(file, d),
+                        format!("minikube.driver `{}` is not a minikube driver", d.value),
+                        help,
+                    ));
+                }
+                d => d.as_ref().map(|d| d.value.clone()),
+            },
         })
     }
 }

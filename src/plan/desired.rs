@@ -215,7 +215,8 @@ impl Desired {
                     .any(|c| c.name == "ingress-nginx" || c.name == "traefik"),
                 other => components.iter().any(|c| c.name == other),
             };
-            if !enabled {
+            // Only kind maps NodePorts to this machine's ports (kind-config.yaml).
+            if !enabled || p.driver != Driver::Kind {
                 continue;
             }
             if let Some(m) = config.host_port(np.port) {

@@ -121,6 +121,8 @@ pub trait Kube: Send + Sync {
         value: Option<&str>,
         cancel: &Cancel,
     ) -> Result<()>;
+    /// Removes the whole record (when devenv leaves a cluster it did not create).
+    fn delete_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()>;
 }
 
 /// A smoke check from the host.

@@ -484,6 +484,10 @@ impl Helm for SimWorld {
 }
 
 impl Kube for SimWorld {
+    fn delete_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<()> {
+        self.clear_applied(target, cancel)
+    }
+
     fn get_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<Option<Applied>> {
         let c = Self::target_cluster(target);
         self.op(
@@ -526,6 +530,23 @@ impl Kube for SimWorld {
                     Some(v) => cl.applied.insert(key.to_string(), v.to_string()),
                     None => cl.applied.remove(key),
                 };
+                Ok(())
+            },
+        )
+    }
+}
+
+impl SimWorld {
+    fn clear_applied(&self, target: &KubeTarget, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.delete_applied",
+            &c,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                Self::cluster_mut(s, &c)?.applied.clear();
                 Ok(())
             },
         )
