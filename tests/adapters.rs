@@ -465,3 +465,28 @@ fn an_existing_contexts_nodes_and_a_missing_context() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.help().unwrap().contains("kubectl config get-contexts"));
 }
+
+#[test]
+fn node_readiness_is_waited_for_with_a_real_timeout() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.fail(
+        &["kubectl"],
+        1,
+        "error: timed out waiting for the condition on nodes/dev-control-plane",
+    );
+    let err = kubectl::Kubectl { runner: r.clone() }
+        .wait_nodes_ready(&target(), Duration::from_secs(120), &Cancel::new())
+        .unwrap_err();
+    assert_eq!(
+        r.calls()[0],
+        argv(
+            "kubectl --kubeconfig /state/dev/kubeconfig --context kind-dev wait --for=condition=Ready nodes --all --timeout=120s"
+        )
+    );
+    assert!(
+        err.to_string()
+            .contains("timed out waiting for the condition on nodes/dev-control-plane"),
+        "{err}"
+    );
+    assert!(err.help().unwrap().contains("kubectl describe nodes"));
+}

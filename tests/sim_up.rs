@@ -437,3 +437,23 @@ fn sim_down_on_an_existing_cluster_removes_only_what_devenv_installed() {
     let out = lab.run(&["up", "--recreate", "--driver", "existing", "--context", "kind-devenv"]);
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+#[test]
+fn sim_nodes_that_never_become_ready_fail_the_create_step_with_the_reason() {
+    let lab = Lab::new("notready");
+    lab.world.inject(
+        "kube.wait_nodes",
+        None,
+        "node(s) devenv-control-plane not Ready after 300s",
+        1,
+    );
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("not Ready"), "{out:?}");
+    assert!(
+        !lab.mutations().iter().any(|m| m.starts_with("helm.")),
+        "nothing is installed on a cluster that is not ready"
+    );
+    // The cluster was created; the next run waits again and goes on.
+    assert_eq!(lab.run(&["up"]).code, 0);
+}

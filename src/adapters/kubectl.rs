@@ -98,6 +98,20 @@ impl Kube for Kubectl {
         )?)
     }
 
+    fn wait_nodes_ready(&self, t: &KubeTarget, timeout: Duration, cancel: &Cancel) -> Result<()> {
+        let cmd = Self::base(t)
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                "nodes",
+                "--all",
+                &format!("--timeout={}s", timeout.as_secs()),
+            ])
+            .timeout(timeout + Duration::from_secs(30));
+        let help = "the nodes did not become Ready: `kubectl describe nodes` (with devenv's kubeconfig) says why; `devenv doctor` checks disk, memory and inotify limits";
+        run(&self.runner, cmd, cancel, help).map(|_| ())
+    }
+
     fn delete_applied(&self, t: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()> {
         let cmd = Self::base(t)
             .args([

@@ -148,6 +148,10 @@ impl Run<'_> {
                 let text = self.world.cluster.kubeconfig(name, cancel)?;
                 self.state.write_private("kubeconfig", &text)?;
                 if *record_cluster {
+                    // kind's own --wait only warns when it runs out of time; this one fails.
+                    self.world
+                        .kube
+                        .wait_nodes_ready(&self.target, self.timeouts.cluster, cancel)?;
                     self.world.kube.set_applied(
                         &self.target,
                         name,

@@ -175,7 +175,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     let (kind, reason, action) = if fresh {
         (
             Kind::Create,
-            "written from the new cluster (user-only permissions)".to_string(),
+            "written from the new cluster (user-only permissions), then every node must be Ready within timeouts.cluster".to_string(),
             Action::WriteKubeconfig { record_cluster: true },
         )
     } else if !o.kubeconfig_present {

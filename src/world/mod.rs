@@ -121,6 +121,8 @@ pub trait Kube: Send + Sync {
         value: Option<&str>,
         cancel: &Cancel,
     ) -> Result<()>;
+    /// Waits until every node reports Ready, or fails after `timeout` saying which are not.
+    fn wait_nodes_ready(&self, target: &KubeTarget, timeout: std::time::Duration, cancel: &Cancel) -> Result<()>;
     /// Removes the whole record (when devenv leaves a cluster it did not create).
     fn delete_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()>;
 }

@@ -484,6 +484,36 @@ impl Helm for SimWorld {
 }
 
 impl Kube for SimWorld {
+    fn wait_nodes_ready(&self, target: &KubeTarget, timeout: Duration, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.wait_nodes",
+            &c,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                let down: Vec<String> = Self::cluster_mut(s, &c)?
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.running)
+                    .map(|n| n.name.clone())
+                    .collect();
+                if down.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::failed(
+                        format!(
+                            "node(s) {} not Ready after {}s (simulated)",
+                            down.join(", "),
+                            timeout.as_secs()
+                        ),
+                        "",
+                    ))
+                }
+            },
+        )
+    }
     fn delete_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<()> {
         self.clear_applied(target, cancel)
     }

@@ -1,0 +1,223 @@
+//! Against the REAL Docker engine (no cluster: kind nodes need privileged containers, which this
+//! machine refuses). Containers labelled exactly like kind's nodes, from an image imported locally
+//! from busybox (nothing is pulled), stand in for a cluster's nodes.
+//!
+//! Needs `dockerd` running and `busybox` (busybox-static) installed; `.ci/run` provides both. With
+//! CI set, a missing engine fails the test; elsewhere the test says it did not run.
+
+mod common;
+
+use devenv::adapters::{docker::DockerCli, kind};
+use devenv::exec::Cancel;
+use devenv::process::{Cmd, Runner, SystemRunner};
+use devenv::world::{ClusterProvider, ClusterState, ContainerEngine};
+use std::sync::Arc;
+
+const IMAGE: &str = "devenv-test-node:busybox";
+
+fn sh(args: &[&str]) -> Result<String, String> {
+    let cmd = Cmd::new(args[0])
+        .args(args[1..].iter().copied())
+        .timeout(std::time::Duration::from_secs(120));
+    SystemRunner
+        .run(&cmd, &Cancel::new())
+        .map(|o| o.stdout)
+        .map_err(|e| e.to_string())
+}
+
+/// True when the engine answers; under CI its absence is a failure, never a skip.
+fn engine_available() -> bool {
+    match sh(&["docker", "info", "--format", "{{.ServerVersion}}"]) {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") => {
+            panic!("CI is set but the Docker engine does not answer: {e}\n.ci/run must install and start dockerd")
+        }
+        Err(e) => {
+            eprintln!("NOT RUN: this test needs a running Docker engine ({e})");
+            false
+        }
+    }
+}
+
+/// An image with busybox as its only file, imported from a tar stream: no registry involved.
+fn ensure_image() {
+    if sh(&["docker", "image", "inspect", IMAGE]).is_ok() {
+        return;
+    }
+    let dir = common::TempDir::new("rootfs");
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is installed");
+    std::fs::copy(busybox, dir.path().join("bin/busybox")).unwrap();
+    let tar = sh(&[
+        "tar",
+        "-C",
+        &dir.path().display().to_string(),
+        "-cf",
+        &dir.path().join("../rootfs.tar").display().to_string(),
+        ".",
+    ]);
+    tar.unwrap();
+    let tarball = dir.path().join("../rootfs.tar");
+    sh(&["docker", "import", &tarball.display().to_string(), IMAGE]).unwrap();
+    let _ = std::fs::remove_file(tarball);
+}
+
+/// Node containers for one fake cluster, removed on drop.
+struct FakeCluster {
+    name: String,
+}
+
+impl FakeCluster {
+    fn new(tag: &str) -> Self {
+        let name = format!("devenvtest-{tag}-{}", std::process::id());
+        let c = FakeCluster { name };
+        for (suffix, role) in [("control-plane", "control-plane"), ("worker", "worker")] {
+            sh(&[
+                "docker",
+                "run",
+                "--detach",
+                "--name",
+                &format!("{}-{suffix}", c.name),
+                "--label",
+                &format!("{}={}", kind::CLUSTER_LABEL, c.name),
+                "--label",
+                &format!("{}={role}", kind::ROLE_LABEL),
+                "--network",
+                "none",
+                IMAGE,
+                "/bin/busybox",
+                "sleep",
+                "3600",
+            ])
+            .unwrap();
+        }
+        c
+    }
+}
+
+impl Drop for FakeCluster {
+    fn drop(&mut self) {
+        let _ = sh(&[
+            "docker",
+            "rm",
+            "--force",
+            &format!("{}-control-plane", self.name),
+            &format!("{}-worker", self.name),
+        ]);
+    }
+}
+
+fn kind_provider() -> kind::Kind {
+    let runner: Arc<dyn Runner> = Arc::new(SystemRunner);
+    let engine = Arc::new(DockerCli {
+        runner: runner.clone(),
+        program: "docker".into(),
+    });
+    kind::Kind {
+        runner,
+        engine,
+        logs_dir: std::env::temp_dir(),
+        kubeconfig: None,
+    }
+}
+
+#[test]
+fn real_engine_kind_nodes_are_found_by_label_and_an_exited_one_is_started_again() {
+    if !engine_available() {
+        return;
+    }
+    ensure_image();
+    let fake = FakeCluster::new("nodes");
+    let kind = kind_provider();
+    let ClusterState::Present { mut nodes } = kind.observe(&fake.name, &Cancel::new()).unwrap() else {
+        panic!("not found")
+    };
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        nodes.iter().map(|n| (n.role.as_str(), n.running)).collect::<Vec<_>>(),
+        [("control-plane", true), ("worker", true)]
+    );
+    assert_eq!(
+        kind.observe("devenvtest-no-such-cluster", &Cancel::new()).unwrap(),
+        ClusterState::Absent
+    );
+
+    sh(&["docker", "stop", "--time", "0", &format!("{}-worker", fake.name)]).unwrap();
+    let state = kind.observe(&fake.name, &Cancel::new()).unwrap();
+    assert_eq!(state.stopped_nodes(), vec![format!("{}-worker", fake.name)]);
+
+    kind.start(&fake.name, &Cancel::new()).unwrap();
+    assert!(
+        kind.observe(&fake.name, &Cancel::new())
+            .unwrap()
+            .stopped_nodes()
+            .is_empty()
+    );
+}
+
+#[test]
+fn real_engine_status_and_plan_report_an_exited_node() {
+    if !engine_available() {
+        return;
+    }
+    ensure_image();
+    let fake = FakeCluster::new("status");
+    sh(&["docker", "stop", "--time", "0", &format!("{}-control-plane", fake.name)]).unwrap();
+    let project = common::TempDir::new("real-status");
+    let state = common::TempDir::new("real-status-state");
+    // The real kind world (no simulation): only `docker ps` runs, since the nodes are not all up.
+    let out = common::run_in(
+        project.path(),
+        state.path(),
+        None,
+        &["status", "-n", &fake.name],
+        Cancel::new(),
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("node {}-control-plane", fake.name)) && out.stdout.contains("exited"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("has exited"), "{out:?}");
+    let out = common::run_in(
+        project.path(),
+        state.path(),
+        None,
+        &["plan", "-n", &fake.name],
+        Cancel::new(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("^ start") && out.stdout.contains("-control-plane have exited"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn real_engine_an_unreachable_engine_is_exit_3_with_the_fix() {
+    // A DOCKER_HOST nobody listens on: the docker CLI's own error, mapped to a prerequisite.
+    let engine = DockerCli {
+        runner: Arc::new(EnvRunner),
+        program: "docker".into(),
+    };
+    let err = engine
+        .containers_labelled(kind::CLUSTER_LABEL, "x", &Cancel::new())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 3, "{err}");
+    assert!(err.help().unwrap().contains("start Docker"), "{err:?}");
+}
+
+/// Runs commands with DOCKER_HOST pointing at a socket that does not exist.
+struct EnvRunner;
+
+impl Runner for EnvRunner {
+    fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<devenv::process::Output, devenv::process::RunError> {
+        let mut c = cmd.clone();
+        c.env
+            .push(("DOCKER_HOST".into(), "unix:///nonexistent/devenv-test.sock".into()));
+        SystemRunner.run(&c, cancel)
+    }
+}
