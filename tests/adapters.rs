@@ -4,7 +4,9 @@
 use devenv::adapters::{docker, existing, helm, kind, kubectl, minikube};
 use devenv::exec::Cancel;
 use devenv::process::ScriptedRunner;
-use devenv::world::{ClusterProvider, ClusterSpec, ClusterState, Helm, InstallSpec, Kube, KubeTarget, ReleaseInfo};
+use devenv::world::{
+    ClusterProvider, ClusterSpec, ClusterState, ContainerEngine, Helm, InstallSpec, Kube, KubeTarget, ReleaseInfo,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -489,4 +491,46 @@ fn node_readiness_is_waited_for_with_a_real_timeout() {
         "{err}"
     );
     assert!(err.help().unwrap().contains("kubectl describe nodes"));
+}
+
+#[test]
+fn kind_lists_its_clusters_from_real_output() {
+    assert_eq!(
+        kind::parse_clusters(&sample("get-clusters-two-docs.txt")),
+        ["kind", "kind-2"]
+    );
+    // With no cluster, kind prints its message on stderr and nothing on stdout.
+    assert!(sample("get-clusters-none-v0.7.0.stderr.txt").contains("No kind clusters found."));
+    assert!(kind::parse_clusters("").is_empty());
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["kind", "get", "clusters"], &sample("get-clusters-two-docs.txt"));
+    assert_eq!(kind_with(&r).list(&Cancel::new()).unwrap(), ["kind", "kind-2"]);
+}
+
+#[test]
+fn the_server_version_comes_from_kubectl_version_json() {
+    assert_eq!(
+        kubectl::parse_server_version(&sample("version-json-client-server-v1.34.3.txt")).unwrap(),
+        "v1.34.3"
+    );
+    let client_only = r#"{"clientVersion":{"gitVersion":"v1.32.4"},"kustomizeVersion":"v5.5.0"}"#;
+    assert!(
+        kubectl::parse_server_version(client_only)
+            .unwrap_err()
+            .to_string()
+            .contains("no serverVersion")
+    );
+}
+
+#[test]
+fn leftover_nodes_are_force_removed_with_their_volumes() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["docker", "rm"], "");
+    docker::DockerCli {
+        runner: r.clone(),
+        program: "docker".into(),
+    }
+    .remove(&["dev-control-plane".into()], &Cancel::new())
+    .unwrap();
+    assert_eq!(r.calls()[0], argv("docker rm --force --volumes dev-control-plane"));
 }

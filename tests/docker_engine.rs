@@ -221,3 +221,43 @@ impl Runner for EnvRunner {
         SystemRunner.run(&c, cancel)
     }
 }
+
+#[test]
+fn real_engine_down_removes_node_containers_that_kind_delete_left_behind() {
+    if !engine_available() {
+        return;
+    }
+    ensure_image();
+    let fake = FakeCluster::new("leftover");
+    // A stand-in `kind` whose delete "succeeds" without removing anything, as after a crash mid-delete.
+    let bin = common::TempDir::new("fakebin");
+    bin.write("kind", "#!/bin/sh\necho \"fake kind $*\" >&2\nexit 0\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.path().join("kind"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let project = common::TempDir::new("leftover-proj");
+    let state = common::TempDir::new("leftover-state");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devenv"))
+        .args(["down", "-n", &fake.name])
+        .current_dir(project.path())
+        .env(
+            "PATH",
+            format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default()),
+        )
+        .env("DEVENV_STATE_DIR", state.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("remove leftover node(s)"), "{err}");
+    let left = sh(&[
+        "docker",
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        &format!("label={}={}", kind::CLUSTER_LABEL, fake.name),
+    ])
+    .unwrap();
+    assert!(left.trim().is_empty(), "containers left: {left}");
+}

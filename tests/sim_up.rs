@@ -457,3 +457,29 @@ fn sim_nodes_that_never_become_ready_fail_the_create_step_with_the_reason() {
     // The cluster was created; the next run waits again and goes on.
     assert_eq!(lab.run(&["up"]).code, 0);
 }
+
+#[test]
+fn sim_down_of_a_misspelt_environment_names_the_clusters_that_exist() {
+    let lab = Lab::new("wrongname");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    let out = lab.run(&["down", "-n", "devnev"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("environment `devnev` has no cluster: nothing to do (clusters here: devenv)"),
+        "{out:?}"
+    );
+    assert!(lab.world.state().clusters.contains_key("devenv"));
+}
+
+#[test]
+fn sim_status_shows_the_kubernetes_version() {
+    let lab = Lab::new("k8sversion");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    let out = lab.run(&["status"]);
+    assert!(out.stdout.contains("kubernetes:  v1.36.4"), "{out:?}");
+    let out = lab.run(&["-o", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["kubernetes"], "v1.36.4");
+    assert_eq!(v["healthy"], true);
+}

@@ -88,6 +88,15 @@ impl ContainerEngine for DockerCli {
         )?))
     }
 
+    fn remove(&self, names: &[String], cancel: &Cancel) -> Result<()> {
+        let cmd = Cmd::new(&self.program)
+            .args(["rm", "--force", "--volumes"])
+            .args(names.iter().cloned())
+            .timeout(Duration::from_secs(120));
+        self.run(cmd, cancel, "remove them by hand with `docker rm -f NAME`")
+            .map(|_| ())
+    }
+
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {
         let cmd = Cmd::new(&self.program)
             .arg("start")

@@ -124,6 +124,10 @@ impl ClusterProvider for Existing {
         self.context.clone()
     }
 
+    fn list(&self, _cancel: &Cancel) -> Result<Vec<String>> {
+        Ok(vec![self.context.clone()])
+    }
+
     fn load_images(&self, _name: &str, _images: &[String], _cancel: &Cancel) -> Result<()> {
         Err(Error::usage(
             "devenv cannot load local images into an existing cluster",

@@ -135,6 +135,11 @@ impl ClusterProvider for Kind {
         format!("kind-{name}")
     }
 
+    fn list(&self, cancel: &Cancel) -> Result<Vec<String>> {
+        let cmd = Cmd::new("kind").args(["get", "clusters"]).timeout(QUICK);
+        Ok(parse_clusters(&run(&self.runner, cmd, cancel, "")?))
+    }
+
     fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()> {
         let cmd = Cmd::new("kind")
             .args(["load", "docker-image", "--name", name])

@@ -38,6 +38,25 @@ pub fn parse_applied(stdout: &str) -> Result<Option<Applied>> {
     Ok(Some(Applied { entries }))
 }
 
+/// `serverVersion.gitVersion` from `kubectl version -o json`.
+pub fn parse_server_version(stdout: &str) -> Result<String> {
+    let v: serde_json::Value = serde_json::from_str(stdout).map_err(|e| {
+        Error::failed(
+            format!("`kubectl version -o json` printed something that is not JSON: {e}"),
+            "",
+        )
+    })?;
+    v.pointer("/serverVersion/gitVersion")
+        .and_then(|g| g.as_str())
+        .map(String::from)
+        .ok_or_else(|| {
+            Error::failed(
+                "`kubectl version -o json` has no serverVersion: the cluster did not answer",
+                "is the cluster running? `devenv status`",
+            )
+        })
+}
+
 impl Kubectl {
     fn base(t: &KubeTarget) -> Cmd {
         Cmd::new("kubectl").args([
@@ -96,6 +115,13 @@ impl Kube for Kubectl {
             cancel,
             "is the cluster reachable? `devenv status` says",
         )?)
+    }
+
+    fn server_version(&self, t: &KubeTarget, cancel: &Cancel) -> Result<String> {
+        let cmd = Self::base(t)
+            .args(["version", "--output", "json"])
+            .timeout(Duration::from_secs(30));
+        parse_server_version(&run(&self.runner, cmd, cancel, "is the cluster reachable?")?)
     }
 
     fn wait_nodes_ready(&self, t: &KubeTarget, timeout: Duration, cancel: &Cancel) -> Result<()> {

@@ -164,6 +164,21 @@ impl ClusterProvider for Minikube {
         name.to_string()
     }
 
+    fn list(&self, cancel: &Cancel) -> Result<Vec<String>> {
+        let cmd = Cmd::new("minikube")
+            .args(["profile", "list", "--output", "json"])
+            .timeout(Duration::from_secs(60));
+        match self.runner.run(&cmd, cancel) {
+            Ok(o) => Ok(parse_profiles(&o.stdout)?.into_iter().map(|p| p.name).collect()),
+            Err(RunError::Failed { stdout, stderr, .. })
+                if format!("{stdout}{stderr}").contains("No minikube profile") =>
+            {
+                Ok(vec![])
+            }
+            Err(e) => Err(e.into_error(cancel, "")),
+        }
+    }
+
     fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()> {
         for image in images {
             let cmd = Cmd::new("minikube")

@@ -19,8 +19,15 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
     let name = &desired.name;
     let removed = match world.cluster.observe(name, &app.cancel)? {
         ClusterState::Absent => {
+            // A wrong -n is the usual reason; name the clusters that do exist.
+            let others = world.cluster.list(&app.cancel).unwrap_or_default();
+            let hint = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (clusters here: {})", others.join(", "))
+            };
             app.reporter
-                .info(&format!("environment `{name}` has no cluster: nothing to do"));
+                .info(&format!("environment `{name}` has no cluster: nothing to do{hint}"));
             false
         }
         ClusterState::Present { .. } if config.project.driver == Driver::Existing => {
@@ -30,6 +37,9 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
             step(app, "cluster", &format!("delete cluster {name}"), || {
                 world.cluster.delete(name, &app.cancel)
             })?;
+            if config.project.driver == Driver::Kind {
+                remove_leftover_nodes(app, &world, name)?;
+            }
             true
         }
     };
@@ -66,6 +76,26 @@ fn step(app: &App, id: &str, label: &str, f: impl FnOnce() -> Result<()>) -> Res
         span,
     });
     r
+}
+
+/// Node containers that still carry the cluster's label after `kind delete` (a crash or a Docker
+/// hiccup mid-delete) are removed, so that `down` really leaves nothing.
+fn remove_leftover_nodes(app: &App, world: &World, name: &str) -> Result<()> {
+    let left: Vec<String> = world
+        .engine
+        .containers_labelled(crate::adapters::kind::CLUSTER_LABEL, name, &app.cancel)?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    if left.is_empty() {
+        return Ok(());
+    }
+    step(
+        app,
+        "leftovers",
+        &format!("remove leftover node(s) {}", left.join(", ")),
+        || world.engine.remove(&left, &app.cancel),
+    )
 }
 
 /// Uninstalls what devenv's record says it installed, then the record itself.

@@ -20,6 +20,7 @@ pub fn run(app: &App) -> Result<()> {
     let mut problems = Vec::new();
     let mut text = format!("environment: {} ({})\n", desired.name, desired.driver.as_str());
     let mut nodes_json = Vec::new();
+    let mut version: Option<String> = None;
     match &o.cluster {
         ClusterState::Absent => {
             text.push_str("cluster:     absent\n");
@@ -36,6 +37,18 @@ pub fn run(app: &App) -> Result<()> {
                     " (built from a different configuration; `devenv up --recreate` rebuilds it)"
                 }
             ));
+            if !state.kubeconfig().is_file() {
+                problems.push("devenv's kubeconfig for it is missing; `devenv up` writes it again".to_string());
+            } else if o.cluster.stopped_nodes().is_empty() {
+                let t = super::target(&world, &state, &desired.name);
+                match world.kube.server_version(&t, &app.cancel) {
+                    Ok(v) => {
+                        text.push_str(&format!("kubernetes:  {v}\n"));
+                        version = Some(v);
+                    }
+                    Err(e) => problems.push(format!("the API server does not answer: {e}")),
+                }
+            }
             for n in nodes {
                 text.push_str(&format!(
                     "  node {:<32} {:<14} {}\n",
@@ -86,7 +99,7 @@ pub fn run(app: &App) -> Result<()> {
     }
     app.reporter.data(&text);
     app.reporter.json(serde_json::json!({"event": "status", "environment": desired.name, "driver": desired.driver.as_str(),
-        "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else {"present"}, "nodes": nodes_json, "components": comps, "healthy": problems.is_empty(), "problems": problems}));
+        "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else {"present"}, "nodes": nodes_json, "kubernetes": version, "components": comps, "healthy": problems.is_empty(), "problems": problems}));
     if problems.is_empty() {
         Ok(())
     } else {

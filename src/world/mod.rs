@@ -38,6 +38,8 @@ pub trait ContainerEngine: Send + Sync {
     /// Containers (running or not) carrying `label=value`; kind labels its nodes this way.
     fn containers_labelled(&self, label: &str, value: &str, cancel: &Cancel) -> Result<Vec<NodeState>>;
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()>;
+    /// Force-removes containers (leftover nodes a failed delete did not remove).
+    fn remove(&self, names: &[String], cancel: &Cancel) -> Result<()>;
 }
 
 /// Everything a provider needs to create a cluster.
@@ -70,6 +72,8 @@ pub trait ClusterProvider: Send + Sync {
     /// The kube context name for this cluster.
     fn context(&self, name: &str) -> String;
     fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()>;
+    /// The names of all clusters of this provider on this machine.
+    fn list(&self, cancel: &Cancel) -> Result<Vec<String>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +127,8 @@ pub trait Kube: Send + Sync {
     ) -> Result<()>;
     /// Waits until every node reports Ready, or fails after `timeout` saying which are not.
     fn wait_nodes_ready(&self, target: &KubeTarget, timeout: std::time::Duration, cancel: &Cancel) -> Result<()>;
+    /// The API server's version, e.g. `v1.36.4`.
+    fn server_version(&self, target: &KubeTarget, cancel: &Cancel) -> Result<String>;
     /// Removes the whole record (when devenv leaves a cluster it did not create).
     fn delete_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()>;
 }

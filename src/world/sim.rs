@@ -321,6 +321,17 @@ impl ClusterProvider for SimWorld {
         format!("kind-{name}")
     }
 
+    fn list(&self, cancel: &Cancel) -> Result<Vec<String>> {
+        self.op(
+            "cluster.list",
+            "",
+            false,
+            cancel,
+            |_| {},
+            |s| Ok(s.clusters.keys().cloned().collect()),
+        )
+    }
+
     fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()> {
         self.op(
             "cluster.load_images",
@@ -360,6 +371,10 @@ impl ContainerEngine for SimWorld {
         )
     }
 
+    fn remove(&self, names: &[String], cancel: &Cancel) -> Result<()> {
+        self.remove_containers(names, cancel)
+    }
+
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {
         self.op(
             "engine.start",
@@ -373,6 +388,25 @@ impl ContainerEngine for SimWorld {
                         n.running = true;
                     }
                 }
+                Ok(())
+            },
+        )
+    }
+}
+
+impl SimWorld {
+    fn remove_containers(&self, names: &[String], cancel: &Cancel) -> Result<()> {
+        self.op(
+            "engine.remove",
+            &names.join(","),
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                for c in s.clusters.values_mut() {
+                    c.nodes.retain(|n| !names.contains(&n.name));
+                }
+                s.clusters.retain(|_, c| !c.nodes.is_empty());
                 Ok(())
             },
         )
@@ -484,6 +518,25 @@ impl Helm for SimWorld {
 }
 
 impl Kube for SimWorld {
+    fn server_version(&self, target: &KubeTarget, cancel: &Cancel) -> Result<String> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.server_version",
+            &c,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                let image = &Self::cluster_mut(s, &c)?.node_image;
+                Ok(image
+                    .split(['@'])
+                    .next()
+                    .and_then(|i| i.rsplit(':').next())
+                    .unwrap_or("unknown")
+                    .to_string())
+            },
+        )
+    }
     fn wait_nodes_ready(&self, target: &KubeTarget, timeout: Duration, cancel: &Cancel) -> Result<()> {
         let c = Self::target_cluster(target);
         self.op(
