@@ -105,6 +105,13 @@ pub enum Command {
     Status,
     /// Run the smoke tests against the running environment
     Test,
+    /// Check every prerequisite and the host; exit 3 if anything blocks
+    Doctor,
+    /// The tools devenv drives: list them, or install the pinned versions
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
     /// Write the default config files into the directory
     Init {
         /// Overwrite files that already exist
@@ -115,5 +122,16 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ToolsCommand {
+    /// Each tool: pinned and minimum version, and every copy found (PATH and devenv's own)
+    List,
+    /// Download the pinned kind, helm, kubectl, minikube into devenv's bin dir, SHA-256 checked
+    Install {
+        /// Tools to install (default: all four)
+        tools: Vec<String>,
     },
 }

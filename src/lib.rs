@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod output;
@@ -13,6 +14,7 @@ pub mod plan;
 pub mod process;
 pub mod signals;
 pub mod state;
+pub mod tools;
 pub mod world;
 
 use clap::{CommandFactory, Parser};
@@ -58,6 +60,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // One TLS crypto provider for the whole binary (ring); a second one compiled in would make
+    // rustls panic at the first connection. Installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -128,6 +133,13 @@ where
         cli::Command::Down { purge, no_wait } => commands::down::run(&app, *purge, *no_wait),
         cli::Command::Status => commands::status::run(&app),
         cli::Command::Test => commands::test::run(&app),
+        cli::Command::Doctor => commands::doctor::run(&app),
+        cli::Command::Tools {
+            command: cli::ToolsCommand::List,
+        } => commands::tools::list(&app),
+        cli::Command::Tools {
+            command: cli::ToolsCommand::Install { tools },
+        } => commands::tools::install_cmd(&app, tools),
         cli::Command::Init { force } => commands::init::run(&app, *force),
         cli::Command::Completions { shell } => {
             let mut buf = Vec::new();

@@ -3,6 +3,7 @@
 pub mod docker;
 pub mod existing;
 pub mod helm;
+pub mod host;
 pub mod kind;
 pub mod kubectl;
 pub mod minikube;

@@ -1,10 +1,12 @@
 //! One file per command; shared here: loading the config, choosing the world, observing.
 
+pub mod doctor;
 pub mod down;
 pub mod init;
 pub mod plan;
 pub mod status;
 pub mod test;
+pub mod tools;
 pub mod up;
 
 use crate::cli::Global;
@@ -68,62 +70,47 @@ impl App {
         if let Some(path) = self.vars.get("DEVENV_SIMULATE").filter(|p| !p.is_empty()) {
             return Ok(crate::world::sim::SimWorld::open(&self.cwd.join(path))?.world());
         }
-        match config.project.driver {
-            Driver::Kind => {
-                let runner: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
-                let engine = Arc::new(crate::adapters::docker::DockerCli {
-                    runner: runner.clone(),
-                    program: "docker".into(),
-                });
-                let kubeconfig = (!config.project.export_context).then(|| state.kubeconfig());
-                Ok(World {
-                    engine: engine.clone(),
-                    cluster: Arc::new(crate::adapters::kind::Kind {
-                        runner: runner.clone(),
-                        engine,
-                        logs_dir: state.path("logs"),
-                        kubeconfig,
-                    }),
-                    helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
-                    kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
-                    prober: Arc::new(crate::adapters::probe::TcpProber),
-                })
-            }
-            Driver::Minikube => {
-                let runner: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
-                Ok(World {
-                    engine: Arc::new(crate::adapters::docker::DockerCli {
-                        runner: runner.clone(),
-                        program: "docker".into(),
-                    }),
-                    cluster: Arc::new(crate::adapters::minikube::Minikube {
-                        runner: runner.clone(),
-                        driver: config.project.minikube_driver.clone(),
-                        export_context: config.project.export_context,
-                    }),
-                    helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
-                    kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
-                    prober: Arc::new(crate::adapters::probe::TcpProber),
-                })
-            }
-            Driver::Existing => {
-                let context = self.existing_context(config)?;
-                let runner: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
-                Ok(World {
-                    engine: Arc::new(crate::adapters::docker::DockerCli {
-                        runner: runner.clone(),
-                        program: "docker".into(),
-                    }),
-                    cluster: Arc::new(crate::adapters::existing::Existing {
-                        runner: runner.clone(),
-                        context,
-                    }),
-                    helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
-                    kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
-                    prober: Arc::new(crate::adapters::probe::TcpProber),
-                })
-            }
-        }
+        let system: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
+        let host = Arc::new(crate::adapters::host::RealHost::new(
+            system.clone(),
+            &self.vars,
+            &self.cwd,
+        ));
+        // Each tool as devenv chose it (PATH, or its managed copy when that one is missing or too old).
+        let (_, programs) = crate::doctor::tools(host.as_ref(), config, &self.cancel);
+        let runner: Arc<dyn crate::process::Runner> = Arc::new(crate::adapters::host::ResolvingRunner {
+            inner: system,
+            programs,
+        });
+        let engine = Arc::new(crate::adapters::docker::DockerCli {
+            runner: runner.clone(),
+            program: "docker".into(),
+        });
+        let cluster: Arc<dyn crate::world::ClusterProvider> = match config.project.driver {
+            Driver::Kind => Arc::new(crate::adapters::kind::Kind {
+                runner: runner.clone(),
+                engine: engine.clone(),
+                logs_dir: state.path("logs"),
+                kubeconfig: (!config.project.export_context).then(|| state.kubeconfig()),
+            }),
+            Driver::Minikube => Arc::new(crate::adapters::minikube::Minikube {
+                runner: runner.clone(),
+                driver: config.project.minikube_driver.clone(),
+                export_context: config.project.export_context,
+            }),
+            Driver::Existing => Arc::new(crate::adapters::existing::Existing {
+                runner: runner.clone(),
+                context: self.existing_context(config)?,
+            }),
+        };
+        Ok(World {
+            host,
+            engine,
+            cluster,
+            helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
+            kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
+            prober: Arc::new(crate::adapters::probe::TcpProber),
+        })
     }
 
     /// The context for `--driver existing`, refused when it does not look like a local cluster

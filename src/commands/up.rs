@@ -35,6 +35,10 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
     let desired = Desired::from_config(&config, &super::plan::selection(args.select))?;
     let state = app.state(&config);
     let world = app.world(&config, &state)?;
+    // Missing or too-old tools stop the run before anything is touched (exit 3).
+    if !args.dry_run {
+        crate::doctor::stop_if_blocking(&crate::doctor::tools(world.host.as_ref(), &config, &app.cancel).0)?;
+    }
     let _lock = state.lock(args.no_wait, &app.cancel, |m| app.reporter.info(m))?;
     let observed = observe(&world, &state, &desired, &app.cancel)?;
     let p = plan::plan(
@@ -44,6 +48,16 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
             recreate: args.select.recreate,
         },
     );
+    // A cluster about to be created needs its host ports free, the engine and disk fit: checked now.
+    if !args.dry_run
+        && p.steps
+            .iter()
+            .any(|s| s.id == "cluster" && matches!(s.kind, Kind::Create | Kind::Recreate))
+    {
+        let mut f = crate::doctor::engine(world.host.as_ref(), &config, &app.cancel);
+        f.extend(crate::doctor::ports(world.host.as_ref(), &config));
+        crate::doctor::stop_if_blocking(&f)?;
+    }
     if args.dry_run {
         app.reporter.data(&super::plan::render(&p));
         app.reporter.json(super::plan::to_json(&p));

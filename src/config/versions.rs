@@ -26,10 +26,29 @@ pub struct Tools {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Tool {
     pub version: Spanned<String>,
     pub minimum: Spanned<String>,
+    /// Download URL pattern: {version}, {os}, {arch}.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// For a .tar.gz download: the member that is the binary ({os}, {arch} expanded).
+    #[serde(default)]
+    pub archive_path: Option<String>,
+    /// SHA-256 of the download per platform, e.g. `linux-amd64: <64 hex>`.
+    #[serde(default)]
+    pub sha256: std::collections::BTreeMap<String, Spanned<String>>,
+}
+
+/// One tool's pins after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPin {
+    pub version: String,
+    pub minimum: String,
+    pub url: Option<String>,
+    pub archive_path: Option<String>,
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -74,10 +93,8 @@ pub struct Chart {
 
 #[derive(Debug, Clone)]
 pub struct Versions {
-    pub kind: (String, String),
-    pub helm: (String, String),
-    pub kubectl: (String, String),
-    pub minikube: (String, String),
+    /// kind, helm, kubectl, minikube.
+    pub tools: std::collections::BTreeMap<String, ToolPin>,
     pub kind_node_image: String,
     pub minikube_kubernetes: String,
     pub ingress_nginx: Chart,
@@ -88,7 +105,7 @@ pub struct Versions {
 
 impl VersionsFile {
     pub fn validate(self, file: &str) -> Result<Versions> {
-        let tool = |name: &str, t: &Tool| -> Result<(String, String)> {
+        let tool = |name: &str, t: &Tool| -> Result<ToolPin> {
             for v in [&t.version, &t.minimum] {
                 names::exact_version(&v.value).map_err(|m| {
                     Error::config(
@@ -98,7 +115,36 @@ impl VersionsFile {
                     )
                 })?;
             }
-            Ok((t.version.value.clone(), t.minimum.value.clone()))
+            if let Some(u) = &t.url {
+                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| u.value.starts_with(p));
+                if !u.value.starts_with("https://") && !loopback {
+                    return Err(Error::config(
+                        at(file, u),
+                        format!("tools.{name}.url must be https:// (plain http only to this machine)"),
+                        "use the project's https download URL",
+                    ));
+                }
+            }
+            let mut sha256 = std::collections::BTreeMap::new();
+            for (platform, sum) in &t.sha256 {
+                if sum.value.len() != 64 || !sum.value.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(Error::config(
+                        at(file, sum),
+                        format!("tools.{name}.sha256.{platform} is not a SHA-256 (64 hex digits)"),
+                        "copy the sum from the release page's checksum file",
+                    ));
+                }
+                sha256.insert(platform.clone(), sum.value.to_lowercase());
+            }
+            Ok(ToolPin {
+                version: t.version.value.clone(),
+                minimum: t.minimum.value.clone(),
+                url: t.url.as_ref().map(|u| u.value.clone()),
+                archive_path: t.archive_path.clone(),
+                sha256,
+            })
         };
         let k = &self.kubernetes;
         names::pinned_by_digest(&k.kind_node_image.value).map_err(|m| {
@@ -117,10 +163,15 @@ impl VersionsFile {
         })?;
         let c = &self.components;
         Ok(Versions {
-            kind: tool("kind", &self.tools.kind)?,
-            helm: tool("helm", &self.tools.helm)?,
-            kubectl: tool("kubectl", &self.tools.kubectl)?,
-            minikube: tool("minikube", &self.tools.minikube)?,
+            tools: [
+                ("kind", tool("kind", &self.tools.kind)?),
+                ("helm", tool("helm", &self.tools.helm)?),
+                ("kubectl", tool("kubectl", &self.tools.kubectl)?),
+                ("minikube", tool("minikube", &self.tools.minikube)?),
+            ]
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect(),
             kind_node_image: k.kind_node_image.value.clone(),
             minikube_kubernetes: k.minikube_kubernetes.value.clone(),
             ingress_nginx: chart_pin(file, "components.ingress-nginx", &c.ingress_nginx)?,

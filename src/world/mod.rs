@@ -148,9 +148,52 @@ pub trait Prober: Send + Sync {
 /// The external systems a run uses.
 #[derive(Clone)]
 pub struct World {
+    pub host: std::sync::Arc<dyn Host>,
     pub engine: std::sync::Arc<dyn ContainerEngine>,
     pub cluster: std::sync::Arc<dyn ClusterProvider>,
     pub helm: std::sync::Arc<dyn Helm>,
     pub kube: std::sync::Arc<dyn Kube>,
     pub prober: std::sync::Arc<dyn Prober>,
+}
+
+/// What doctor learns of the container engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineFacts {
+    pub server_version: String,
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+    /// "1" or "2".
+    pub cgroup_version: String,
+    pub cgroup_driver: String,
+    pub rootless: bool,
+    /// Docker's containerd image store (breaks `kind load` of multi-platform images).
+    pub containerd_store: bool,
+    pub cpus: i64,
+    pub memory_bytes: i64,
+    pub root_dir: String,
+    /// DOCKER_HOST points at another machine: ports published there are not on 127.0.0.1 here.
+    pub remote: Option<String>,
+}
+
+/// Why the engine does not answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EngineProblem {
+    SocketMissing(String),
+    PermissionDenied(String),
+    DaemonDown(String),
+    Other(String),
+}
+
+/// The machine devenv runs on, as doctor sees it.
+pub trait Host: Send + Sync {
+    /// Every copy of `tool` found: on PATH first, then devenv's managed one, each with its version.
+    fn tool(&self, tool: &str, cancel: &Cancel) -> Vec<crate::tools::Found>;
+    /// None when `address:port` can be bound; otherwise who holds it, as well as can be told.
+    fn port_holder(&self, address: &str, port: u16) -> Option<String>;
+    fn engine(&self, cancel: &Cancel) -> std::result::Result<EngineFacts, EngineProblem>;
+    /// A small system file (/proc/…), if readable.
+    fn read(&self, path: &str) -> Option<String>;
+    /// Free bytes on the filesystem holding `path`.
+    fn free_bytes(&self, path: &str) -> Option<u64>;
 }

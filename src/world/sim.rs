@@ -54,6 +54,29 @@ pub struct SimState {
     pub calls: Vec<Call>,
     /// Images present on the host's container engine.
     pub host_images: BTreeSet<String>,
+    #[serde(default)]
+    pub host: SimHost,
+}
+
+/// The simulated machine: by default every tool is there, the engine answers, ports are free.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SimHost {
+    #[serde(default)]
+    pub missing_tools: BTreeSet<String>,
+    /// Versions to report; a tool not listed reports no version (accepted).
+    #[serde(default)]
+    pub tool_versions: BTreeMap<String, String>,
+    /// Port -> who holds it.
+    #[serde(default)]
+    pub busy_ports: BTreeMap<u16, String>,
+    /// Set: the engine does not answer, with this message.
+    #[serde(default)]
+    pub engine_down: Option<String>,
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Free bytes everywhere; None means plenty.
+    #[serde(default)]
+    pub free_bytes: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -157,6 +180,7 @@ impl SimWorld {
 
     pub fn world(&self) -> World {
         World {
+            host: Arc::new(self.clone()),
             engine: Arc::new(self.clone()),
             cluster: Arc::new(self.clone()),
             helm: Arc::new(self.clone()),
@@ -666,5 +690,50 @@ impl Prober for SimWorld {
                 }
             },
         )
+    }
+}
+
+impl Host for SimWorld {
+    fn tool(&self, tool: &str, _cancel: &Cancel) -> Vec<crate::tools::Found> {
+        let h = self.state().host;
+        if h.missing_tools.contains(tool) {
+            return vec![];
+        }
+        let version = h.tool_versions.get(tool).and_then(|v| crate::tools::Version::parse(v));
+        vec![crate::tools::Found {
+            path: PathBuf::from(format!("/sim/bin/{tool}")),
+            version,
+            managed: false,
+        }]
+    }
+
+    fn port_holder(&self, _address: &str, port: u16) -> Option<String> {
+        self.state().host.busy_ports.get(&port).cloned()
+    }
+
+    fn engine(&self, _cancel: &Cancel) -> std::result::Result<EngineFacts, EngineProblem> {
+        match self.state().host.engine_down {
+            Some(m) => Err(EngineProblem::DaemonDown(m)),
+            None => Ok(EngineFacts {
+                server_version: "20.10.24".into(),
+                api_version: "1.41".into(),
+                os: "Debian GNU/Linux 12 (simulated)".into(),
+                arch: "x86_64".into(),
+                cgroup_version: "2".into(),
+                cgroup_driver: "systemd".into(),
+                cpus: 8,
+                memory_bytes: 16 << 30,
+                root_dir: "/var/lib/docker".into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn read(&self, path: &str) -> Option<String> {
+        self.state().host.files.get(path).cloned()
+    }
+
+    fn free_bytes(&self, _path: &str) -> Option<u64> {
+        Some(self.state().host.free_bytes.unwrap_or(200 << 30))
     }
 }

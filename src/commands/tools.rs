@@ -1,0 +1,138 @@
+//! `devenv tools list` and `devenv tools install [TOOL…]`.
+
+use super::App;
+use crate::error::{Error, Result};
+use crate::tools::{self, install};
+
+pub const MANAGED: &[&str] = &["kind", "helm", "kubectl", "minikube"];
+
+pub fn list(app: &App) -> Result<()> {
+    let config = app.config()?;
+    let state = app.state(&config);
+    let world = app.world(&config, &state)?;
+    let mut text = String::from("tool      pinned    minimum   found\n");
+    for tool in MANAGED {
+        let pin = &config.versions.tools[*tool];
+        let found = world.host.tool(tool, &app.cancel);
+        let chosen = tools::choose(&found, tools::Version::parse(&pin.minimum)).map(|f| f.path.clone());
+        let places: Vec<String> = found
+            .iter()
+            .map(|f| {
+                let v = f.version.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+                let used = if chosen.as_ref() == Some(&f.path) {
+                    " (used)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{v} {}{}{used}",
+                    if f.managed { "managed " } else { "" },
+                    f.path.display()
+                )
+            })
+            .collect();
+        let places = if places.is_empty() {
+            "missing".to_string()
+        } else {
+            places.join("; ")
+        };
+        text.push_str(&format!("{tool:<9} {:<9} {:<9} {places}\n", pin.version, pin.minimum));
+        app.reporter.json(serde_json::json!({"event": "tool", "tool": tool, "pinned": pin.version, "minimum": pin.minimum,
+            "found": found.iter().map(|f| serde_json::json!({"path": f.path, "version": f.version.map(|v| v.to_string()), "managed": f.managed, "used": chosen.as_ref() == Some(&f.path)})).collect::<Vec<_>>()}));
+    }
+    app.reporter.data(&text);
+    Ok(())
+}
+
+pub fn install_cmd(app: &App, names: &[String]) -> Result<()> {
+    let config = app.config()?;
+    let wanted: Vec<&str> = if names.is_empty() {
+        MANAGED.to_vec()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    let (os, arch) = install::platform();
+    let platform = format!("{os}-{arch}");
+    let bin = tools::bin_dir(&app.vars);
+    let mut requests = Vec::new();
+    for name in &wanted {
+        let Some(pin) = config.versions.tools.get(*name) else {
+            let help = match crate::config::yaml::did_you_mean(name, MANAGED) {
+                Some(b) => format!("did you mean `{b}`?"),
+                None => format!("devenv installs: {}", MANAGED.join(", ")),
+            };
+            return Err(Error::usage(format!("devenv does not install `{name}`"), help));
+        };
+        let Some(url) = &pin.url else {
+            return Err(Error::usage(
+                format!("versions.yaml has no download url for {name}"),
+                format!("add tools.{name}.url to versions.yaml"),
+            ));
+        };
+        let Some(sum) = pin.sha256.get(&platform) else {
+            return Err(Error::prerequisite(
+                format!(
+                    "versions.yaml pins no SHA-256 for {name} {} on {platform}; devenv installs nothing it cannot verify",
+                    pin.version
+                ),
+                format!(
+                    "copy the sum of {} from the project's release page into tools.{name}.sha256.{platform} in versions.yaml",
+                    install::expand(url, &pin.version)
+                ),
+            ));
+        };
+        requests.push(install::Request {
+            tool: name.to_string(),
+            version: pin.version.clone(),
+            url: install::expand(url, &pin.version),
+            sha256: sum.clone(),
+            archive_path: pin.archive_path.clone(),
+            bin_dir: bin.clone(),
+        });
+    }
+    for req in &requests {
+        let label = format!("install {} {}", req.tool, req.version);
+        app.reporter.step_started(&req.tool, &label);
+        let t = std::time::Instant::now();
+        let last = std::sync::Mutex::new(0u64);
+        let r = install::install(req, &app.cancel, &|bytes, total| {
+            let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+            // One line per 8 MiB (and at the end) on a pipe; the terminal shows the same in place.
+            if bytes - *l >= 8 << 20 || Some(bytes) == total {
+                *l = bytes;
+                app.reporter.debug(&format!(
+                    "   {} {bytes} / {} bytes",
+                    req.tool,
+                    total.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
+                ));
+                app.reporter
+                    .json(serde_json::json!({"event": "progress", "tool": req.tool, "bytes": bytes, "total": total}));
+            }
+        });
+        let status = match &r {
+            Ok(_) => crate::exec::Status::Ok,
+            Err(e) => crate::exec::Status::Failed(e.to_string()),
+        };
+        app.reporter.step_finished(&crate::exec::StepResult {
+            id: req.tool.clone(),
+            label,
+            status,
+            span: Some((std::time::Duration::ZERO, t.elapsed())),
+        });
+        match r? {
+            install::Outcome::Installed { bytes, path } => app.reporter.info(&format!(
+                "{} {} installed at {} ({bytes} bytes, SHA-256 checked)",
+                req.tool,
+                req.version,
+                path.display()
+            )),
+            install::Outcome::AlreadyInstalled { path } => app.reporter.info(&format!(
+                "{} {} is already installed at {}; nothing downloaded",
+                req.tool,
+                req.version,
+                path.display()
+            )),
+        }
+    }
+    Ok(())
+}

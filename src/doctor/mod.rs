@@ -1,0 +1,408 @@
+//! Every prerequisite and host check, each a finding with a one-line fix. Pure functions over the
+//! `Host` (and the engine, for node containers), so the real machine and the simulated one give
+//! the same findings for the same facts.
+
+use crate::config::{Config, Driver};
+use crate::exec::Cancel;
+use crate::tools::{self, Version};
+use crate::world::{EngineProblem, Host, World};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warning,
+    Blocking,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub check: String,
+    pub level: Level,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+fn ok(check: &str, message: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        level: Level::Ok,
+        message: message.into(),
+        help: None,
+    }
+}
+fn warn(check: &str, message: impl Into<String>, help: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        level: Level::Warning,
+        message: message.into(),
+        help: Some(help.into()),
+    }
+}
+fn block(check: &str, message: impl Into<String>, help: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        level: Level::Blocking,
+        message: message.into(),
+        help: Some(help.into()),
+    }
+}
+
+/// The tools a driver needs.
+pub fn required_tools(driver: Driver) -> &'static [&'static str] {
+    match driver {
+        Driver::Kind => &["docker", "kind", "helm", "kubectl"],
+        Driver::Minikube => &["minikube", "helm", "kubectl"],
+        Driver::Existing => &["helm", "kubectl"],
+    }
+}
+
+/// Finds each required tool and checks its version; returns the findings and the copy to use.
+pub fn tools(host: &dyn Host, config: &Config, cancel: &Cancel) -> (Vec<Finding>, BTreeMap<String, PathBuf>) {
+    let mut findings = Vec::new();
+    let mut chosen = BTreeMap::new();
+    for &tool in required_tools(config.project.driver) {
+        let pin = config.versions.tools.get(tool);
+        let minimum = pin.and_then(|p| Version::parse(&p.minimum));
+        let found = host.tool(tool, cancel);
+        let check = format!("tool {tool}");
+        match tools::choose(&found, minimum) {
+            None => findings.push(block(
+                &check,
+                format!("{tool} is not installed (not on PATH, not in devenv's bin dir)"),
+                tools::install_hint(tool),
+            )),
+            Some(f) => {
+                let v = f
+                    .version
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "version unknown".into());
+                let place = if f.managed { "devenv's own copy" } else { "on PATH" };
+                match (f.version, minimum) {
+                    (Some(have), Some(min)) if have < min => findings.push(block(
+                        &check,
+                        format!("{tool} {have} at {} is older than the minimum {min}", f.path.display()),
+                        format!(
+                            "{} (installs {})",
+                            tools::install_hint(tool),
+                            pin.map(|p| p.version.as_str()).unwrap_or("the pinned version")
+                        ),
+                    )),
+                    _ => {
+                        let other = found.iter().find(|o| o.path != f.path && !o.managed);
+                        let note = match other {
+                            Some(o) => format!(
+                                " (the one at {} is older than {})",
+                                o.path.display(),
+                                minimum.map(|m| m.to_string()).unwrap_or_default()
+                            ),
+                            None => String::new(),
+                        };
+                        findings.push(ok(&check, format!("{tool} {v}, {place}: {}{note}", f.path.display())));
+                    }
+                }
+                chosen.insert(tool.to_string(), f.path.clone());
+            }
+        }
+    }
+    (findings, chosen)
+}
+
+/// The container engine: reachable, and fit for kind.
+pub fn engine(host: &dyn Host, config: &Config, cancel: &Cancel) -> Vec<Finding> {
+    if config.project.driver == Driver::Existing {
+        return vec![];
+    }
+    let needed = config.project.driver == Driver::Kind;
+    let level_down = |m: String, h: &str| {
+        if needed {
+            block("engine", m, h)
+        } else {
+            warn("engine", m, h)
+        }
+    };
+    let facts = match host.engine(cancel) {
+        Ok(f) => f,
+        Err(EngineProblem::SocketMissing(m)) => {
+            return vec![level_down(
+                format!("Docker is not running or not installed ({m})"),
+                "start Docker (Docker Desktop, or `sudo systemctl start docker`)",
+            )];
+        }
+        Err(EngineProblem::PermissionDenied(m)) => {
+            return vec![level_down(
+                format!("this user may not use Docker ({m})"),
+                "`sudo usermod -aG docker $USER`, then log in again",
+            )];
+        }
+        Err(EngineProblem::DaemonDown(m)) => {
+            return vec![level_down(
+                format!("the Docker engine does not answer ({m})"),
+                "start Docker (Docker Desktop, or `sudo systemctl start docker`)",
+            )];
+        }
+        Err(EngineProblem::Other(m)) => {
+            return vec![level_down(
+                format!("cannot talk to the Docker engine ({m})"),
+                "`docker info` shows what is wrong",
+            )];
+        }
+    };
+    let mut f = vec![ok(
+        "engine",
+        format!(
+            "Docker {} (API {}) on {} {}, cgroup v{} ({}), {} CPUs, {:.1} GiB",
+            facts.server_version,
+            facts.api_version,
+            facts.os,
+            facts.arch,
+            facts.cgroup_version,
+            facts.cgroup_driver,
+            facts.cpus,
+            facts.memory_bytes as f64 / (1u64 << 30) as f64
+        ),
+    )];
+    if let Some(h) = &facts.remote {
+        f.push(warn(
+            "engine remote",
+            format!("DOCKER_HOST is {h}: the cluster's ports will be published on that machine, not on 127.0.0.1 here"),
+            "use a local engine, or reach the ports through that host",
+        ));
+    }
+    if facts.rootless {
+        f.push(warn("engine rootless", "Docker runs rootless: kind needs cgroup v2 with cpu, memory and pids delegated, and host ports below 1024 cannot be published", "see https://kind.sigs.k8s.io/docs/user/rootless/ and map the ingress to ports above 1024 in kind-config.yaml"));
+    }
+    if facts.containerd_store {
+        f.push(warn("engine image store", "Docker uses the containerd image store: `kind load docker-image` fails on multi-platform images (\"content digest not found\")", "devenv saves only the node's platform when loading images; with plain kind use `docker save --platform` + `kind load image-archive`"));
+    }
+    if facts.cgroup_version == "1" {
+        f.push(warn(
+            "engine cgroup",
+            "the host uses cgroup v1; recent Kubernetes versions are dropping support for it",
+            "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1) if the cluster fails to start",
+        ));
+    }
+    if facts.cpus > 0 && facts.cpus < 2 {
+        f.push(warn(
+            "engine cpus",
+            format!(
+                "Docker may use {} CPU; a cluster with PostgreSQL, Redis and an ingress wants 2 or more",
+                facts.cpus
+            ),
+            "give Docker more CPUs (Docker Desktop: Settings > Resources)",
+        ));
+    }
+    if facts.memory_bytes > 0 && facts.memory_bytes < (4i64 << 30) {
+        f.push(warn(
+            "engine memory",
+            format!(
+                "Docker may use {:.1} GiB of memory; 4 GiB or more is advised",
+                facts.memory_bytes as f64 / (1u64 << 30) as f64
+            ),
+            "give Docker more memory (Docker Desktop: Settings > Resources)",
+        ));
+    }
+    if facts.remote.is_none() && !facts.root_dir.is_empty() {
+        f.extend(disk(host, &facts.root_dir));
+    }
+    f
+}
+
+fn disk(host: &dyn Host, dir: &str) -> Vec<Finding> {
+    let Some(free) = host.free_bytes(dir) else {
+        return vec![];
+    };
+    let gib = free as f64 / (1u64 << 30) as f64;
+    if gib < 5.0 {
+        vec![block(
+            "disk",
+            format!("only {gib:.1} GiB free under {dir}; nodes get evicted under disk pressure"),
+            "free space (`docker system prune` removes unused images and containers)",
+        )]
+    } else if gib < 20.0 {
+        vec![warn(
+            "disk",
+            format!("{gib:.1} GiB free under {dir}; about 20 GiB is advised"),
+            "`docker system prune` removes unused images and containers",
+        )]
+    } else {
+        vec![ok("disk", format!("{gib:.0} GiB free under {dir}"))]
+    }
+}
+
+/// Every host port kind-config.yaml maps must be free before the cluster is created.
+pub fn ports(host: &dyn Host, config: &Config) -> Vec<Finding> {
+    if config.project.driver != Driver::Kind {
+        return vec![];
+    }
+    config
+        .kind
+        .mappings
+        .iter()
+        .map(|m| match host.port_holder(&m.listen_address, m.host_port) {
+            None => ok(
+                &format!("port {}", m.host_port),
+                format!("{}:{} is free", m.listen_address, m.host_port),
+            ),
+            Some(who) => block(
+                &format!("port {}", m.host_port),
+                format!(
+                    "host port {} ({}:{}, kind-config.yaml line {}) is taken by {who}",
+                    m.host_port, m.listen_address, m.host_port, m.line
+                ),
+                format!(
+                    "stop {who}, or change hostPort on line {} of kind-config.yaml to a free port",
+                    m.line
+                ),
+            ),
+        })
+        .collect()
+}
+
+/// Kernel and environment limits that break clusters in confusing ways.
+pub fn limits(host: &dyn Host, vars: &BTreeMap<String, String>) -> Vec<Finding> {
+    let mut f = Vec::new();
+    let read_num = |p: &str| host.read(p).and_then(|t| t.trim().parse::<u64>().ok());
+    match (read_num("/proc/sys/fs/inotify/max_user_watches"), read_num("/proc/sys/fs/inotify/max_user_instances")) {
+        (Some(w), Some(i)) if w < 524_288 || i < 512 => f.push(warn(
+            "inotify",
+            format!("inotify limits are low (max_user_watches {w}, max_user_instances {i}): pods fail with \"too many open files\""),
+            "sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512 (and add them to /etc/sysctl.conf)",
+        )),
+        (Some(w), Some(i)) => f.push(ok("inotify", format!("max_user_watches {w}, max_user_instances {i}"))),
+        _ => {}
+    }
+    if host
+        .read("/proc/version")
+        .is_some_and(|v| v.to_lowercase().contains("microsoft"))
+    {
+        f.push(warn(
+            "wsl2",
+            "running under WSL2: kind needs systemd and cgroup v2 there, and minikube often finds no driver",
+            "see https://kind.sigs.k8s.io/docs/user/using-wsl2/",
+        ));
+    }
+    let proxy = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+        .iter()
+        .find_map(|k| vars.get(*k).filter(|v| !v.is_empty()));
+    if let Some(p) = proxy {
+        let no_proxy = vars
+            .get("NO_PROXY")
+            .or_else(|| vars.get("no_proxy"))
+            .cloned()
+            .unwrap_or_default();
+        let missing: Vec<&str> = ["127.0.0.1", "localhost", ".svc", "10.96.0.0/12", "10.244.0.0/16"]
+            .into_iter()
+            .filter(|n| !no_proxy.split(',').any(|x| x.trim() == *n))
+            .collect();
+        if !missing.is_empty() {
+            f.push(warn(
+                "proxy",
+                format!("a proxy is set ({p}) but NO_PROXY does not cover {}: calls to the cluster would go through the proxy", missing.join(", ")),
+                format!("export NO_PROXY={}{}{}", no_proxy, if no_proxy.is_empty() { "" } else { "," }, missing.join(",")),
+            ));
+        }
+    }
+    f
+}
+
+/// Node containers of this environment that have exited (after a Docker or host restart).
+pub fn nodes(world: &World, config: &Config, cancel: &Cancel) -> Vec<Finding> {
+    if config.project.driver != Driver::Kind {
+        return vec![];
+    }
+    match world
+        .engine
+        .containers_labelled(crate::adapters::kind::CLUSTER_LABEL, &config.project.name, cancel)
+    {
+        Ok(nodes) => {
+            let down: Vec<String> = nodes.iter().filter(|n| !n.running).map(|n| n.name.clone()).collect();
+            if down.is_empty() {
+                vec![]
+            } else {
+                vec![warn(
+                    "nodes",
+                    format!(
+                        "node container(s) {} of `{}` have exited",
+                        down.join(", "),
+                        config.project.name
+                    ),
+                    "`devenv up` starts them again",
+                )]
+            }
+        }
+        Err(_) => vec![],
+    }
+}
+
+/// minikube needs a driver; its DRV_NOT_DETECTED failure, before minikube gets to say it.
+pub fn minikube_driver(host: &dyn Host, config: &Config, cancel: &Cancel) -> Vec<Finding> {
+    if config.project.driver != Driver::Minikube {
+        return vec![];
+    }
+    let wanted = config.project.minikube_driver.clone();
+    let candidates: &[(&str, &str)] = &[
+        ("docker", "docker"),
+        ("podman", "podman"),
+        ("kvm2", "virsh"),
+        ("qemu2", "qemu-system-x86_64"),
+        ("virtualbox", "VBoxManage"),
+    ];
+    let available: Vec<&str> = candidates
+        .iter()
+        .filter(|(_, bin)| !host.tool(bin, cancel).is_empty())
+        .map(|(d, _)| *d)
+        .collect();
+    match (&wanted, available.is_empty()) {
+        (Some(w), _) if !available.contains(&w.as_str()) && candidates.iter().any(|(d, _)| d == w) => {
+            vec![block(
+                "minikube driver",
+                format!("minikube.driver is {w}, but its tool is not installed"),
+                format!("install {w}, or change minikube.driver in devenv.yaml"),
+            )]
+        }
+        (None, true) => vec![block(
+            "minikube driver",
+            "minikube will find no driver (DRV_NOT_DETECTED): none of docker, podman, kvm2, qemu, virtualbox is installed",
+            "install and start Docker, then run devenv again",
+        )],
+        _ => vec![ok("minikube driver", format!("available: {}", available.join(", ")))],
+    }
+}
+
+/// Everything `devenv doctor` checks.
+pub fn all(world: &World, config: &Config, vars: &BTreeMap<String, String>, cancel: &Cancel) -> Vec<Finding> {
+    let mut f = tools(world.host.as_ref(), config, cancel).0;
+    f.extend(engine(world.host.as_ref(), config, cancel));
+    f.extend(minikube_driver(world.host.as_ref(), config, cancel));
+    f.extend(ports(world.host.as_ref(), config));
+    f.extend(limits(world.host.as_ref(), vars));
+    f.extend(nodes(world, config, cancel));
+    f
+}
+
+/// The blocking findings as one error (exit 3), or Ok.
+pub fn stop_if_blocking(findings: &[Finding]) -> crate::error::Result<()> {
+    let blocking: Vec<&Finding> = findings.iter().filter(|f| f.level == Level::Blocking).collect();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    let message = blocking
+        .iter()
+        .map(|f| format!("{}: {}", f.check, f.message))
+        .collect::<Vec<_>>()
+        .join("\n  ");
+    let help = blocking
+        .iter()
+        .filter_map(|f| f.help.clone())
+        .collect::<Vec<_>>()
+        .join("\n      ");
+    Err(crate::error::Error::prerequisite(
+        format!("not ready to go on; nothing was changed:\n  {message}"),
+        help,
+    ))
+}
