@@ -261,3 +261,21 @@ fn real_engine_down_removes_node_containers_that_kind_delete_left_behind() {
     .unwrap();
     assert!(left.trim().is_empty(), "containers left: {left}");
 }
+
+#[test]
+fn real_engine_facts_are_read_through_its_api() {
+    if !engine_available() {
+        return;
+    }
+    use devenv::world::Host;
+    let vars: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let host = devenv::adapters::host::RealHost::new(Arc::new(SystemRunner), &vars, std::path::Path::new("."));
+    let facts = host.engine(&Cancel::new()).expect("the engine answers");
+    let cli = |f: &str| sh(&["docker", "info", "--format", f]).unwrap().trim().to_string();
+    assert_eq!(facts.server_version, cli("{{.ServerVersion}}"));
+    assert_eq!(facts.cgroup_version, cli("{{.CgroupVersion}}"));
+    assert_eq!(facts.cpus.to_string(), cli("{{.NCPU}}"));
+    assert_eq!(facts.root_dir, cli("{{.DockerRootDir}}"));
+    assert!(facts.api_version.starts_with("1."), "{facts:?}");
+    assert!(host.free_bytes(&facts.root_dir).unwrap() > 0);
+}

@@ -78,6 +78,15 @@ impl App {
         ));
         // Each tool as devenv chose it (PATH, or its managed copy when that one is missing or too old).
         let (_, programs) = crate::doctor::tools(host.as_ref(), config, &self.cancel);
+        let managed = crate::tools::bin_dir(&self.vars);
+        for (tool, path) in &programs {
+            if path.starts_with(&managed) {
+                self.reporter.info(&format!(
+                    "using devenv's own {tool} ({}): the one on PATH is missing or too old",
+                    path.display()
+                ));
+            }
+        }
         let runner: Arc<dyn crate::process::Runner> = Arc::new(crate::adapters::host::ResolvingRunner {
             inner: system,
             programs,

@@ -1,0 +1,246 @@
+//! `devenv tools install` against a real HTTP server on 127.0.0.1 (a thread in this test): the
+//! download, its SHA-256, the atomic install, and every way it can go wrong.
+
+mod common;
+
+use common::Lab;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the server does for one path.
+#[derive(Clone)]
+enum Serve {
+    Full(Vec<u8>),
+    /// Announces the full length, sends `n` bytes, then closes.
+    CutAfter(Vec<u8>, usize),
+}
+
+struct Server {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+    routes: Arc<Mutex<Vec<(String, Serve)>>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let routes: Arc<Mutex<Vec<(String, Serve)>>> = Arc::default();
+        let (h, r) = (hits.clone(), routes.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                h.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let route = r
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, s)| s.clone());
+                match route {
+                    None => {
+                        let _ =
+                            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                    Some(Serve::Full(body)) => {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = s.write_all(&body);
+                    }
+                    Some(Serve::CutAfter(body, cut)) => {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = s.write_all(&body[..cut]);
+                    }
+                }
+            }
+        });
+        Server { port, hits, routes }
+    }
+    fn route(&self, path: &str, serve: Serve) {
+        self.routes.lock().unwrap().push((path.to_string(), serve));
+    }
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn sha(b: &[u8]) -> String {
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn platform() -> String {
+    let (os, arch) = devenv::tools::install::platform();
+    format!("{os}-{arch}")
+}
+
+/// versions.yaml with kind (and helm) downloaded from the test server.
+fn versions(server: &Server, kind_sum: &str, helm_sum: &str) -> String {
+    let v = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/versions.yaml")).unwrap();
+    let p = platform();
+    v.replace(
+        "    url: https://kind.sigs.k8s.io/dl/v{version}/kind-{os}-{arch}",
+        &format!(
+            "    url: http://127.0.0.1:{}/kind-{{os}}-{{arch}}\n    sha256:\n      {p}: {kind_sum}",
+            server.port
+        ),
+    )
+    .replace(
+        "    url: https://get.helm.sh/helm-v{version}-{os}-{arch}.tar.gz",
+        &format!(
+            "    url: http://127.0.0.1:{}/helm-v{{version}}-{{os}}-{{arch}}.tar.gz\n    sha256:\n      {p}: {helm_sum}",
+            server.port
+        ),
+    )
+}
+
+fn bin(lab: &Lab) -> std::path::PathBuf {
+    lab.state.path().join(".local/share/devenv/bin")
+}
+
+fn leftovers(lab: &Lab) -> Vec<String> {
+    std::fs::read_dir(bin(lab))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".download.") || n.contains(".new."))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_good_download_installs_executable_and_a_second_install_downloads_nothing() {
+    let server = Server::start();
+    let body = b"#!/bin/sh\necho kind v0.33.0 go1.26.7 linux/amd64\n".repeat(2000);
+    server.route(&format!("/kind-{}", platform()), Serve::Full(body.clone()));
+    let lab = Lab::new("dl-good");
+    lab.project
+        .write("versions.yaml", &versions(&server, &sha(&body), &"0".repeat(64)));
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "kind 0.33.0 installed at {} ({} bytes, SHA-256 checked)",
+            bin(&lab).join("kind").display(),
+            body.len()
+        )),
+        "{out:?}"
+    );
+    let installed = bin(&lab).join("kind");
+    assert_eq!(std::fs::read(&installed).unwrap(), body);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert_eq!(server.hits(), 1);
+    let again = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stderr.contains("already installed") && again.stderr.contains("nothing downloaded"),
+        "{again:?}"
+    );
+    assert_eq!(server.hits(), 1, "the second install made a request");
+    // A binary changed behind devenv's back is downloaded again.
+    std::fs::write(&installed, b"tampered").unwrap();
+    assert_eq!(lab.run(&["tools", "install", "kind"]).code, 0);
+    assert_eq!(server.hits(), 2);
+    assert_eq!(std::fs::read(&installed).unwrap(), body);
+}
+
+#[test]
+fn a_wrong_checksum_is_refused_and_leaves_nothing_behind() {
+    let server = Server::start();
+    let body = b"not the binary you pinned".to_vec();
+    server.route(&format!("/kind-{}", platform()), Serve::Full(body.clone()));
+    let lab = Lab::new("dl-badsum");
+    lab.project.write(
+        "versions.yaml",
+        &versions(&server, &sha(b"something else"), &"0".repeat(64)),
+    );
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "has SHA-256 {}, but versions.yaml pins {}",
+            sha(&body),
+            sha(b"something else")
+        )),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("nothing was installed") && out.stderr.contains("help:"),
+        "{out:?}"
+    );
+    assert!(!bin(&lab).join("kind").exists());
+    assert!(leftovers(&lab).is_empty(), "{:?}", leftovers(&lab));
+}
+
+#[test]
+fn an_interrupted_download_leaves_no_partial_file() {
+    let server = Server::start();
+    let body = vec![7u8; 1 << 20];
+    server.route(&format!("/kind-{}", platform()), Serve::CutAfter(body.clone(), 300_000));
+    let lab = Lab::new("dl-cut");
+    lab.project
+        .write("versions.yaml", &versions(&server, &sha(&body), &"0".repeat(64)));
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("broke off"), "{out:?}");
+    assert!(!bin(&lab).join("kind").exists());
+    assert!(leftovers(&lab).is_empty(), "{:?}", leftovers(&lab));
+}
+
+#[test]
+fn an_archived_tool_is_verified_then_extracted() {
+    let server = Server::start();
+    let p = platform();
+    let helm = b"#!/bin/sh\necho v4.3.0+gabc\n".to_vec();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(helm.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, format!("{p}/helm"), helm.as_slice())
+        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    let archive = gz.finish().unwrap();
+    server.route(&format!("/helm-v4.3.0-{p}.tar.gz"), Serve::Full(archive.clone()));
+    let lab = Lab::new("dl-tar");
+    lab.project
+        .write("versions.yaml", &versions(&server, &"0".repeat(64), &sha(&archive)));
+    let out = lab.run(&["tools", "install", "helm"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(std::fs::read(bin(&lab).join("helm")).unwrap(), helm);
+}
+
+#[test]
+fn a_tool_without_a_pinned_sum_is_not_installed() {
+    let lab = Lab::new("dl-nosum");
+    let out = lab.run(&["tools", "install", "kubectl"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("pins no SHA-256 for kubectl 1.36.4"), "{out:?}");
+    assert!(
+        out.stderr.contains("https://dl.k8s.io/release/v1.36.4/bin/"),
+        "the help names the file to check: {out:?}"
+    );
+    let out = lab.run(&["tools", "install", "kubctl"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("did you mean `kubectl`?"), "{out:?}");
+}
