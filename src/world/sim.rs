@@ -48,7 +48,8 @@ pub struct Call {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SimState {
     pub clusters: BTreeMap<String, SimCluster>,
-    /// Latency per operation in milliseconds; `default` applies to the rest.
+    /// Latency in milliseconds per `op:target` (e.g. `helm.upgrade_install:postgresql`), else per
+    /// operation; `default` applies to the rest.
     pub latency_ms: BTreeMap<String, u64>,
     pub faults: Vec<Fault>,
     pub calls: Vec<Call>,
@@ -203,7 +204,8 @@ impl SimWorld {
         let latency = self.with(|s| {
             before(s);
             s.latency_ms
-                .get(op)
+                .get(&format!("{op}:{target}"))
+                .or_else(|| s.latency_ms.get(op))
                 .or_else(|| s.latency_ms.get("default"))
                 .copied()
                 .unwrap_or(0)

@@ -1,0 +1,249 @@
+//! `cargo bench --bench devenv`: devenv against the Makefile way and against the critical path, on
+//! the SIMULATED world (no cluster can run where this was written). Latencies are the published
+//! figures of ../shared/PAINPOINTS.md and FACTS.md, divided by a common factor (SCALE) so a run
+//! takes about a minute; the ratios do not depend on the factor. Prints a table; BENCHMARKS.md
+//! records the figures.
+
+use devenv::exec::Cancel;
+use devenv::world::sim::SimWorld;
+use devenv::world::{ClusterProvider, ClusterSpec, Helm, InstallSpec, Kube, KubeTarget, Prober};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Real-world seconds are divided by this.
+const SCALE: f64 = 20.0;
+const RUNS: usize = 5;
+
+/// Per-operation latency in real-world milliseconds (before scaling), from the published figures:
+/// kind create ~33 s to a working API; ingress ready adds 20-30 s; a cold Postgres about a minute.
+const LATENCY_MS: &[(&str, u64)] = &[
+    ("cluster.create", 33_000),
+    ("kube.wait_nodes", 4_000),
+    ("cluster.kubeconfig", 300),
+    ("cluster.observe", 120),
+    ("engine.containers", 120),
+    ("helm.list", 400),
+    ("kube.get_applied", 250),
+    ("kube.set_applied", 250),
+    ("kube.server_version", 200),
+    ("probe", 1_500),
+];
+
+/// helm upgrade --install with --wait, per release.
+const INSTALL_MS: &[(&str, u64)] = &[("ingress-nginx", 25_000), ("postgresql", 60_000), ("redis", 15_000)];
+
+fn scaled(ms: u64) -> u64 {
+    (ms as f64 / SCALE).round() as u64
+}
+
+struct Bench {
+    dir: PathBuf,
+    project: PathBuf,
+    world_file: PathBuf,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let dir = std::env::temp_dir().join(format!("devenv-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let project = dir.join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        Bench {
+            world_file: dir.join("world.json"),
+            project,
+            dir,
+        }
+    }
+
+    /// A fresh simulated world with the scaled latencies.
+    fn world(&self) -> SimWorld {
+        let _ = std::fs::remove_file(&self.world_file);
+        let _ = std::fs::remove_dir_all(self.dir.join("state"));
+        let w = SimWorld::open(&self.world_file).unwrap();
+        for (op, ms) in LATENCY_MS {
+            w.set_latency(op, scaled(*ms));
+        }
+        w.set_latency("helm.upgrade_install", 0);
+        w.with(|s| {
+            for (rel, ms) in INSTALL_MS {
+                s.latency_ms.insert(format!("helm.upgrade_install:{rel}"), scaled(*ms));
+            }
+        })
+        .unwrap();
+        w
+    }
+
+    /// Runs devenv; returns wall time, exit code and the process's own peak RSS in KiB.
+    // The child is reaped by wait4 (which also gives its rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
+    fn devenv(&self, args: &[&str]) -> (Duration, i32, i64) {
+        let t = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_devenv"))
+            .args(args)
+            .current_dir(&self.project)
+            .env("DEVENV_SIMULATE", &self.world_file)
+            .env("DEVENV_STATE_DIR", self.dir.join("state"))
+            .env("CI", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child, writing into locals we own.
+        unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        (t.elapsed(), libc::WEXITSTATUS(status), usage.ru_maxrss)
+    }
+}
+
+/// The Makefile way: the same steps, one after another, each waiting for the previous.
+fn makefile_way(w: &SimWorld, state: &Path) -> Duration {
+    let c = Cancel::new();
+    let t = Instant::now();
+    let spec = ClusterSpec {
+        name: "devenv".into(),
+        node_image: "kindest/node:v1.36.4".into(),
+        config_path: state.join("kind-config.yaml"),
+        kubernetes_version: String::new(),
+        wait: Duration::from_secs(300),
+    };
+    w.create(&spec, &c).unwrap();
+    let target = KubeTarget {
+        kubeconfig: state.join("kubeconfig"),
+        context: "kind-devenv".into(),
+    };
+    w.wait_nodes_ready(&target, Duration::from_secs(300), &c).unwrap();
+    w.kubeconfig("devenv", &c).unwrap();
+    for (rel, _) in INSTALL_MS {
+        let spec = InstallSpec {
+            release: rel.to_string(),
+            namespace: "ns".into(),
+            chart: rel.to_string(),
+            repository: None,
+            version: Some("1.0.0".into()),
+            values_files: vec![],
+            timeout: Duration::from_secs(300),
+        };
+        w.upgrade_install(&target, &spec, &c).unwrap();
+    }
+    for probe in ["http", "postgresql", "redis"] {
+        let p = devenv::world::Probe {
+            name: probe.into(),
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        w.probe(&p, Duration::from_secs(60), &c).unwrap();
+    }
+    t.elapsed()
+}
+
+/// The longest chain of dependent steps: observe, create, wait, kubeconfig, the slowest install
+/// (and its record), the smoke probes (concurrent), the record of the smoke run.
+fn critical_path() -> Duration {
+    let get = |op: &str| scaled(LATENCY_MS.iter().find(|(o, _)| *o == op).unwrap().1);
+    let slowest = INSTALL_MS.iter().map(|(_, ms)| scaled(*ms)).max().unwrap();
+    Duration::from_millis(
+        get("engine.containers")
+            + get("cluster.create")
+            + get("kube.wait_nodes")
+            + get("cluster.kubeconfig")
+            + get("kube.set_applied")
+            + slowest
+            + get("kube.set_applied")
+            + get("probe")
+            + get("kube.set_applied"),
+    )
+}
+
+fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let b = Bench::new();
+    println!(
+        "devenv benchmarks: simulated world, published latencies / {SCALE}, {RUNS} runs each, median [min..max]\n"
+    );
+
+    // Cold up vs the Makefile way vs the critical path.
+    let (mut cold, mut serial, mut rss) = (vec![], vec![], vec![]);
+    for _ in 0..RUNS {
+        b.world();
+        let (d, code, kib) = b.devenv(&["up"]);
+        assert_eq!(code, 0, "cold up failed");
+        cold.push(ms(d));
+        rss.push(kib as f64);
+        let w = b.world();
+        std::fs::create_dir_all(b.dir.join("state")).unwrap();
+        serial.push(ms(makefile_way(&w, &b.dir.join("state"))));
+    }
+    let cp = ms(critical_path());
+    let (cold_m, cold_lo, cold_hi) = median(cold);
+    let (ser_m, ser_lo, ser_hi) = median(serial);
+    println!("cold up                {cold_m:8.0} ms [{cold_lo:.0}..{cold_hi:.0}]");
+    println!("Makefile way (serial)  {ser_m:8.0} ms [{ser_lo:.0}..{ser_hi:.0}]");
+    println!("critical path          {cp:8.0} ms (computed)");
+    println!("  cold up / critical path   {:.3}x   (target <= 1.15x)", cold_m / cp);
+    println!("  serial / cold up          {:.2}x   (target >= 1.6x)", ser_m / cold_m);
+
+    // No-op up, status and plan on the converged environment: with the simulated latencies, with
+    // none (devenv's own cost), and the estimate at real latencies.
+    let w = b.world();
+    assert_eq!(b.devenv(&["up"]).1, 0);
+    let measure = |args: &[&str]| -> (f64, f64, f64, usize, usize) {
+        let mut v = vec![];
+        let (mut reads, mut writes) = (0, 0);
+        for _ in 0..RUNS {
+            let before = w.calls().len();
+            let (d, code, _) = b.devenv(args);
+            assert_eq!(code, 0, "{args:?}");
+            v.push(ms(d));
+            let new: Vec<_> = w.calls()[before..].to_vec();
+            reads = new.iter().filter(|c| !c.mutating).count();
+            writes = new.iter().filter(|c| c.mutating).count();
+        }
+        let (m, lo, hi) = median(v);
+        (m, lo, hi, reads, writes)
+    };
+    let commands: [(&str, &[&str], &str); 4] = [
+        ("no-op up", &["up"], "< 300 ms"),
+        ("status", &["status"], "< 200 ms"),
+        ("plan", &["plan"], ""),
+        ("--version", &["--version"], ""),
+    ];
+    let with_latency: Vec<_> = commands.iter().map(|(_, a, _)| measure(a)).collect();
+    for (op, _) in LATENCY_MS {
+        w.set_latency(op, 0);
+    }
+    let without: Vec<_> = commands.iter().map(|(_, a, _)| measure(a)).collect();
+    println!(
+        "
+{:<12} {:>22} {:>20} {:>14} {:>7}  target",
+        "", "simulated latency", "zero latency", "real (est.)", "calls"
+    );
+    for (i, (label, _, target)) in commands.iter().enumerate() {
+        let (m, lo, hi, reads, writes) = with_latency[i];
+        let (z, zlo, zhi, _, _) = without[i];
+        let real = z + (m - z) * SCALE;
+        println!(
+            "{label:<12} {m:8.1} ms [{lo:.1}..{hi:.1}] {z:7.1} ms [{zlo:.1}..{zhi:.1}] {real:11.0} ms {reads:>3}r/{writes}w  {target}"
+        );
+    }
+    println!(
+        "  (r/w: read-only and mutating calls to the simulated world; each is one kind/docker/kubectl/helm call for the real adapters)"
+    );
+    let (r_m, _, r_hi) = median(rss);
+    println!(
+        "\npeak RSS of cold up    {:8.1} MiB (max {:.1})   (target < 60 MB)",
+        r_m / 1024.0,
+        r_hi / 1024.0
+    );
+    println!("image loading          not measured: `devenv load` is not built yet");
+    let _ = std::fs::remove_dir_all(&b.dir);
+}
