@@ -103,6 +103,15 @@ pub enum Command {
     },
     /// Cluster, nodes and components; exit 0 only when everything is healthy
     Status,
+    /// Load local images into every node; images already there (by ID) are skipped
+    Load {
+        /// Images, with their tags (e.g. myapp:dev)
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Fail at once if another devenv is working on this environment
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Run the smoke tests against the running environment
     Test,
     /// Check every prerequisite and the host; exit 3 if anything blocks

@@ -9,6 +9,7 @@ pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod exec;
+pub mod images;
 pub mod output;
 pub mod plan;
 pub mod process;
@@ -134,6 +135,7 @@ where
         cli::Command::Status => commands::status::run(&app),
         cli::Command::Test => commands::test::run(&app),
         cli::Command::Doctor => commands::doctor::run(&app),
+        cli::Command::Load { images, no_wait } => commands::load::run(&app, images, *no_wait),
         cli::Command::Tools {
             command: cli::ToolsCommand::List,
         } => commands::tools::list(&app),

@@ -180,6 +180,24 @@ impl Reporter {
         self.line(&text);
     }
 
+    /// A live progress line (terminal only), e.g. bytes sent to one node; `done` clears it.
+    pub fn progress(&self, key: &str, message: String, done: bool) {
+        let Some(m) = &self.multi else { return };
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        if done {
+            if let Some(b) = bars.remove(key) {
+                b.finish_and_clear();
+            }
+            return;
+        }
+        let bar = bars.entry(key.to_string()).or_insert_with(|| {
+            let b = m.add(ProgressBar::new_spinner());
+            b.enable_steady_tick(Duration::from_millis(100));
+            b
+        });
+        bar.set_message(message);
+    }
+
     pub fn undone(&self, u: &Undone) {
         match (&u.error, self.mode) {
             (None, Mode::Json) => self.json(serde_json::json!({"event": "rollback", "undone": u.description})),

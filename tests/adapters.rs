@@ -23,6 +23,7 @@ fn kind_with(runner: &Arc<ScriptedRunner>) -> kind::Kind {
     kind::Kind {
         runner: runner.clone(),
         engine,
+        transport: Arc::new(devenv::adapters::image_api::DockerApi),
         logs_dir: PathBuf::from("/state/dev/logs"),
         kubeconfig: None,
     }

@@ -119,6 +119,7 @@ fn kind_provider() -> kind::Kind {
     kind::Kind {
         runner,
         engine,
+        transport: Arc::new(devenv::adapters::image_api::DockerApi),
         logs_dir: std::env::temp_dir(),
         kubeconfig: None,
     }

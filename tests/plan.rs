@@ -24,6 +24,7 @@ fn absent() -> Observed {
         applied: None,
         releases: vec![],
         kubeconfig_present: false,
+        images_missing: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn converged(d: &Desired) -> Observed {
         applied: Some(Applied { entries }),
         releases,
         kubeconfig_present: true,
+        images_missing: Some(vec![]),
     }
 }
 

@@ -128,7 +128,13 @@ impl ClusterProvider for Existing {
         Ok(vec![self.context.clone()])
     }
 
-    fn load_images(&self, _name: &str, _images: &[String], _cancel: &Cancel) -> Result<()> {
+    fn load_images(
+        &self,
+        _name: &str,
+        _images: &[String],
+        _progress: &(dyn Fn(&str, u64) + Sync),
+        _cancel: &Cancel,
+    ) -> Result<crate::images::Report> {
         Err(Error::usage(
             "devenv cannot load local images into an existing cluster",
             "push them to a registry the cluster pulls from, and remove `images:` from devenv.yaml",

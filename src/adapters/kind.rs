@@ -16,6 +16,7 @@ const QUICK: Duration = Duration::from_secs(30);
 pub struct Kind {
     pub runner: Arc<dyn Runner>,
     pub engine: Arc<dyn ContainerEngine>,
+    pub transport: Arc<dyn crate::world::ImageTransport>,
     /// Where `kind export logs` puts the logs of a failed create.
     pub logs_dir: PathBuf,
     /// None: kind adds the context to the user's kubeconfig and selects it, as kind always does.
@@ -140,17 +141,24 @@ impl ClusterProvider for Kind {
         Ok(parse_clusters(&run(&self.runner, cmd, cancel, "")?))
     }
 
-    fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()> {
-        let cmd = Cmd::new("kind")
-            .args(["load", "docker-image", "--name", name])
-            .args(images.iter().cloned())
-            .timeout(Duration::from_secs(600));
-        run(
-            &self.runner,
-            cmd,
+    /// Through the engine's API, not `kind load`: skips what every node has (by ID), retags,
+    /// streams only what is missing, and handles the containerd image store.
+    fn load_images(
+        &self,
+        name: &str,
+        images: &[String],
+        progress: &(dyn Fn(&str, u64) + Sync),
+        cancel: &Cancel,
+    ) -> Result<crate::images::Report> {
+        let single_platform = self.transport.containerd_store(cancel)?;
+        crate::images::load(
+            self.engine.as_ref(),
+            self.transport.as_ref(),
+            name,
+            images,
+            single_platform,
+            progress,
             cancel,
-            "check that each image exists locally: docker image inspect IMAGE",
         )
-        .map(|_| ())
     }
 }

@@ -179,7 +179,17 @@ impl ClusterProvider for Minikube {
         }
     }
 
-    fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()> {
+    fn load_images(
+        &self,
+        name: &str,
+        images: &[String],
+        _progress: &(dyn Fn(&str, u64) + Sync),
+        cancel: &Cancel,
+    ) -> Result<crate::images::Report> {
+        let mut report = crate::images::Report {
+            images: vec![],
+            bytes: 0,
+        };
         for image in images {
             let cmd = Cmd::new("minikube")
                 .args(["image", "load", "--profile", name, image])
@@ -190,7 +200,15 @@ impl ClusterProvider for Minikube {
                 cancel,
                 "check that the image exists locally: docker image inspect IMAGE",
             )?;
+            report.images.push((
+                image.clone(),
+                crate::images::Outcome::Loaded {
+                    nodes: vec![name.to_string()],
+                    retagged: vec![],
+                    bytes: 0,
+                },
+            ));
         }
-        Ok(())
+        Ok(report)
     }
 }

@@ -4,6 +4,7 @@ pub mod docker;
 pub mod existing;
 pub mod helm;
 pub mod host;
+pub mod image_api;
 pub mod kind;
 pub mod kubectl;
 pub mod minikube;

@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod down;
 pub mod init;
+pub mod load;
 pub mod plan;
 pub mod status;
 pub mod test;
@@ -99,6 +100,7 @@ impl App {
             Driver::Kind => Arc::new(crate::adapters::kind::Kind {
                 runner: runner.clone(),
                 engine: engine.clone(),
+                transport: Arc::new(crate::adapters::image_api::DockerApi),
                 logs_dir: state.path("logs"),
                 kubeconfig: (!config.project.export_context).then(|| state.kubeconfig()),
             }),
@@ -113,6 +115,7 @@ impl App {
             }),
         };
         Ok(World {
+            images: Arc::new(crate::adapters::image_api::DockerApi),
             host,
             engine,
             cluster,
@@ -160,6 +163,7 @@ pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Re
         applied: None,
         releases: vec![],
         kubeconfig_present,
+        images_missing: None,
     };
     let running =
         matches!(&observed.cluster, ClusterState::Present { .. }) && observed.cluster.stopped_nodes().is_empty();
@@ -185,6 +189,15 @@ pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Re
                 releases,
             )
         });
+        if !d.images.is_empty() && d.driver == crate::config::Driver::Kind {
+            observed.images_missing = Some(crate::images::missing(
+                world.engine.as_ref(),
+                world.images.as_ref(),
+                &d.name,
+                &d.images,
+                cancel,
+            )?);
+        }
         let result = applied.and_then(|a| {
             observed.applied = a;
             observed.releases = releases?;

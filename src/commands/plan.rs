@@ -57,6 +57,7 @@ pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
                 applied: None,
                 releases: vec![],
                 kubeconfig_present: false,
+                images_missing: None,
             },
             Some(e),
         ),

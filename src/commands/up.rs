@@ -187,7 +187,16 @@ impl Run<'_> {
                     .kube
                     .set_applied(&self.target, name, &format!("component.{release}"), None, cancel)
             }
-            Action::LoadImages => self.world.cluster.load_images(name, &self.desired.images, cancel),
+            Action::LoadImages => {
+                let report = self
+                    .world
+                    .cluster
+                    .load_images(name, &self.desired.images, &|_, _| {}, cancel)?;
+                for line in report.lines() {
+                    reporter.info(&format!("   {line}"));
+                }
+                Ok(())
+            }
             Action::Smoke => self.smoke(ctx, reporter),
         }
     }

@@ -16,6 +16,8 @@ pub struct Observed {
     pub applied: Option<Applied>,
     pub releases: Vec<ReleaseInfo>,
     pub kubeconfig_present: bool,
+    /// The configured images some node lacks; None when not looked at (no running cluster).
+    pub images_missing: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -221,16 +223,30 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
 
     // 4. Images, before the releases that may use them.
     if !d.images.is_empty() {
+        let (kind, reason, action) = match &o.images_missing {
+            Some(m) if m.is_empty() && !fresh => (
+                Kind::Keep,
+                format!("all {} image(s) are on every node, by ID", d.images.len()),
+                Action::Nothing,
+            ),
+            Some(m) if !fresh => (
+                Kind::Run,
+                format!("{} not on every node, or rebuilt since it was loaded", m.join(", ")),
+                Action::LoadImages,
+            ),
+            _ => (
+                Kind::Run,
+                format!("load {} into every node", d.images.join(", ")),
+                Action::LoadImages,
+            ),
+        };
         steps.push(Step {
             id: "images".into(),
-            kind: Kind::Run,
+            kind,
             target: format!("{} image(s)", d.images.len()),
-            reason: format!(
-                "load {} into every node (images already there are skipped)",
-                d.images.join(", ")
-            ),
-            deps: vec!["cluster".into()],
-            action: Action::LoadImages,
+            reason,
+            deps: vec!["kubeconfig".into()],
+            action,
         });
     }
 

@@ -71,7 +71,14 @@ pub trait ClusterProvider: Send + Sync {
     fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String>;
     /// The kube context name for this cluster.
     fn context(&self, name: &str) -> String;
-    fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()>;
+    /// Loads local images into every node; `progress(node, bytes so far)`.
+    fn load_images(
+        &self,
+        name: &str,
+        images: &[String],
+        progress: &(dyn Fn(&str, u64) + Sync),
+        cancel: &Cancel,
+    ) -> Result<crate::images::Report>;
     /// The names of all clusters of this provider on this machine.
     fn list(&self, cancel: &Cancel) -> Result<Vec<String>>;
 }
@@ -149,6 +156,7 @@ pub trait Prober: Send + Sync {
 #[derive(Clone)]
 pub struct World {
     pub host: std::sync::Arc<dyn Host>,
+    pub images: std::sync::Arc<dyn ImageTransport>,
     pub engine: std::sync::Arc<dyn ContainerEngine>,
     pub cluster: std::sync::Arc<dyn ClusterProvider>,
     pub helm: std::sync::Arc<dyn Helm>,
@@ -196,4 +204,50 @@ pub trait Host: Send + Sync {
     fn read(&self, path: &str) -> Option<String>;
     /// Free bytes on the filesystem holding `path`.
     fn free_bytes(&self, path: &str) -> Option<u64>;
+}
+
+/// An image on the host's engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalImage {
+    pub name: String,
+    /// `sha256:…`, the config digest: the same ID containerd gives it in a node.
+    pub id: String,
+    /// `linux/amd64`.
+    pub platform: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// What one node got from a stream.
+#[derive(Debug)]
+pub struct Delivery {
+    pub node: String,
+    pub bytes: u64,
+    pub result: Result<ExecOutput>,
+}
+
+/// The container engine's image API: what `devenv load` needs.
+pub trait ImageTransport: Send + Sync {
+    /// None when the host has no such image.
+    fn local_image(&self, name: &str, cancel: &Cancel) -> Result<Option<LocalImage>>;
+    fn exec(&self, container: &str, argv: &[String], cancel: &Cancel) -> Result<ExecOutput>;
+    /// Exports `images` once (only `platform`, when given) and streams the archive into `argv`
+    /// started in each of `containers`, all at once; `progress(node, bytes so far)`.
+    fn stream_into(
+        &self,
+        images: &[String],
+        platform: Option<&str>,
+        containers: &[String],
+        argv: &[String],
+        progress: &(dyn Fn(&str, u64) + Sync),
+        cancel: &Cancel,
+    ) -> Result<Vec<Delivery>>;
+    /// Docker's containerd image store is on: export only the node's platform.
+    fn containerd_store(&self, cancel: &Cancel) -> Result<bool>;
 }

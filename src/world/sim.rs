@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SimCluster {
     pub nodes: Vec<NodeState>,
-    pub images: BTreeSet<String>,
+    /// Per node: image reference -> image ID, as containerd in the node has them.
+    #[serde(default)]
+    pub node_images: BTreeMap<String, BTreeMap<String, String>>,
     pub releases: Vec<ReleaseInfo>,
     pub applied: BTreeMap<String, String>,
     /// The node image and config it was created with.
@@ -53,10 +55,20 @@ pub struct SimState {
     pub latency_ms: BTreeMap<String, u64>,
     pub faults: Vec<Fault>,
     pub calls: Vec<Call>,
-    /// Images present on the host's container engine.
-    pub host_images: BTreeSet<String>,
+    /// Images present on the host's container engine, by name.
+    #[serde(default)]
+    pub host_images: BTreeMap<String, SimImage>,
+    /// Transfer speed into a node, bytes per millisecond; None is instant.
+    #[serde(default)]
+    pub bytes_per_ms: Option<u64>,
     #[serde(default)]
     pub host: SimHost,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SimImage {
+    pub id: String,
+    pub size: u64,
 }
 
 /// The simulated machine: by default every tool is there, the engine answers, ports are free.
@@ -181,6 +193,7 @@ impl SimWorld {
 
     pub fn world(&self) -> World {
         World {
+            images: Arc::new(self.clone()),
             host: Arc::new(self.clone()),
             engine: Arc::new(self.clone()),
             cluster: Arc::new(self.clone()),
@@ -358,25 +371,14 @@ impl ClusterProvider for SimWorld {
         )
     }
 
-    fn load_images(&self, name: &str, images: &[String], cancel: &Cancel) -> Result<()> {
-        self.op(
-            "cluster.load_images",
-            name,
-            true,
-            cancel,
-            |_| {},
-            |s| {
-                let missing: Vec<&String> = images.iter().filter(|i| !s.host_images.contains(*i)).collect();
-                if let Some(m) = missing.first() {
-                    return Err(Error::failed(
-                        format!("image `{m}` is not present on the host (simulated)"),
-                        format!("build it first: docker build -t {m} ."),
-                    ));
-                }
-                Self::cluster_mut(s, name)?.images.extend(images.iter().cloned());
-                Ok(())
-            },
-        )
+    fn load_images(
+        &self,
+        name: &str,
+        images: &[String],
+        progress: &(dyn Fn(&str, u64) + Sync),
+        cancel: &Cancel,
+    ) -> Result<crate::images::Report> {
+        crate::images::load(self, self, name, images, false, progress, cancel)
     }
 }
 
@@ -737,5 +739,188 @@ impl Host for SimWorld {
 
     fn free_bytes(&self, _path: &str) -> Option<u64> {
         Some(self.state().host.free_bytes.unwrap_or(200 << 30))
+    }
+}
+
+impl SimWorld {
+    /// Adds an image to the simulated host engine.
+    pub fn add_host_image(&self, name: &str, size: u64) {
+        let id = format!(
+            "sha256:{}",
+            crate::plan::desired::digest(&[name, &size.to_string(), &format!("{:?}", std::time::SystemTime::now())])
+        );
+        self.with(|s| s.host_images.insert(name.to_string(), SimImage { id, size }))
+            .expect("world");
+    }
+
+    fn node_store<'s>(s: &'s mut SimState, node: &str) -> &'s mut BTreeMap<String, String> {
+        let key = s
+            .clusters
+            .iter()
+            .find(|(_, c)| c.nodes.iter().any(|n| n.name == node))
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default();
+        s.clusters
+            .entry(key)
+            .or_default()
+            .node_images
+            .entry(node.to_string())
+            .or_default()
+    }
+}
+
+impl ImageTransport for SimWorld {
+    fn local_image(&self, name: &str, cancel: &Cancel) -> Result<Option<LocalImage>> {
+        self.op(
+            "images.inspect",
+            name,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                Ok(s.host_images.get(name).map(|i| LocalImage {
+                    name: name.to_string(),
+                    id: i.id.clone(),
+                    platform: "linux/amd64".into(),
+                    size: i.size,
+                }))
+            },
+        )
+    }
+
+    /// Answers the two node commands the loader runs: `crictl inspecti --output json REF` and
+    /// `ctr --namespace=k8s.io images tag --force FROM TO`.
+    fn exec(&self, container: &str, argv: &[String], cancel: &Cancel) -> Result<ExecOutput> {
+        let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mutating = a.contains(&"tag");
+        self.op(
+            "images.exec",
+            container,
+            mutating,
+            cancel,
+            |_| {},
+            |s| {
+                let store = Self::node_store(s, container);
+                Ok(match a.as_slice() {
+                    ["crictl", "inspecti", "--output", "json", r] => {
+                        let id = store
+                            .get(*r)
+                            .cloned()
+                            .or_else(|| store.values().find(|v| v == r).cloned());
+                        match id {
+                            Some(id) => {
+                                let tags: Vec<&String> =
+                                    store.iter().filter(|(_, v)| **v == id).map(|(k, _)| k).collect();
+                                ExecOutput {
+                                    code: 0,
+                                    stdout: serde_json::json!({"status": {"id": id, "repoTags": tags}}).to_string(),
+                                    stderr: String::new(),
+                                }
+                            }
+                            None => ExecOutput {
+                                code: 1,
+                                stdout: String::new(),
+                                stderr: format!("no such image \"{r}\" present"),
+                            },
+                        }
+                    }
+                    ["ctr", "--namespace=k8s.io", "images", "tag", "--force", from, to] => {
+                        match store.get(*from).cloned() {
+                            Some(id) => {
+                                store.insert(to.to_string(), id);
+                                ExecOutput::default()
+                            }
+                            None => ExecOutput {
+                                code: 1,
+                                stdout: String::new(),
+                                stderr: format!("ctr: image \"{from}\": not found"),
+                            },
+                        }
+                    }
+                    other => ExecOutput {
+                        code: 127,
+                        stdout: String::new(),
+                        stderr: format!("simulated node: unknown command {other:?}"),
+                    },
+                })
+            },
+        )
+    }
+
+    fn stream_into(
+        &self,
+        images: &[String],
+        _platform: Option<&str>,
+        containers: &[String],
+        _argv: &[String],
+        progress: &(dyn Fn(&str, u64) + Sync),
+        cancel: &Cancel,
+    ) -> Result<Vec<Delivery>> {
+        let (sizes, speed) = self.with(|s| {
+            (
+                images
+                    .iter()
+                    .map(|i| s.host_images.get(i).map(|x| x.size).unwrap_or(0))
+                    .sum::<u64>(),
+                s.bytes_per_ms,
+            )
+        })?;
+        let start = now_ms();
+        // All nodes receive at once: the time is one transfer's.
+        if let Some(bpm) = speed.filter(|b| *b > 0)
+            && !cancel.sleep(Duration::from_millis(sizes / bpm))
+        {
+            return Err(cancel.error());
+        }
+        self.with(|s| {
+            let mut out = Vec::new();
+            for node in containers {
+                let fault = s
+                    .faults
+                    .iter()
+                    .find(|f| f.op == "images.import" && f.target.as_deref().is_none_or(|t| t == node))
+                    .map(|f| f.message.clone());
+                let result = match fault {
+                    Some(m) => Ok(ExecOutput {
+                        code: 1,
+                        stdout: String::new(),
+                        stderr: m,
+                    }),
+                    None => {
+                        let found: Vec<(String, String)> = images
+                            .iter()
+                            .filter_map(|i| {
+                                s.host_images
+                                    .get(i)
+                                    .map(|x| (crate::images::normalize(i), x.id.clone()))
+                            })
+                            .collect();
+                        let store = Self::node_store(s, node);
+                        for (name, id) in found {
+                            store.insert(name, id);
+                        }
+                        progress(node, sizes);
+                        Ok(ExecOutput::default())
+                    }
+                };
+                s.calls.push(Call {
+                    op: "images.import".into(),
+                    target: node.clone(),
+                    mutating: true,
+                    start_ms: start,
+                    end_ms: now_ms(),
+                });
+                out.push(Delivery {
+                    node: node.clone(),
+                    bytes: sizes,
+                    result,
+                });
+            }
+            out
+        })
+    }
+
+    fn containerd_store(&self, _cancel: &Cancel) -> Result<bool> {
+        Ok(false)
     }
 }
