@@ -483,3 +483,65 @@ fn sim_status_shows_the_kubernetes_version() {
     assert_eq!(v["kubernetes"], "v1.36.4");
     assert_eq!(v["healthy"], true);
 }
+
+#[test]
+fn sim_images_are_loaded_once_then_kept_and_a_rebuilt_one_is_loaded_again() {
+    let lab = Lab::new("images");
+    lab.project.write("devenv.yaml", "images: [myapp:dev]\n");
+    let out = lab.run(&["up", "--no-test"]);
+    assert_eq!(out.code, 3, "the image is not built yet: {out:?}");
+    assert!(
+        out.stderr
+            .contains("image `myapp:dev` (devenv.yaml images) is not on this machine"),
+        "{out:?}"
+    );
+    assert!(lab.mutations().is_empty());
+    lab.world.add_host_image("myapp:dev", 50 << 20);
+    let out = lab.run(&["up", "--no-test"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("myapp:dev: loaded into devenv-control-plane"),
+        "{out:?}"
+    );
+    let out = lab.run(&["up", "--no-test"]);
+    assert!(out.stderr.contains("nothing to do"), "{out:?}");
+    let plan = lab.run(&["plan", "--no-test"]);
+    assert!(
+        plan.stdout.contains("= keep     1 image(s)") && plan.stdout.contains("on every node, by ID"),
+        "{plan:?}"
+    );
+    // Rebuilt: same tag, new ID.
+    lab.world.add_host_image("myapp:dev", 51 << 20);
+    let plan = lab.run(&["plan", "--no-test"]);
+    assert!(
+        plan.stdout.contains("> run      1 image(s)") && plan.stdout.contains("rebuilt since it was loaded"),
+        "{plan:?}"
+    );
+    let before = lab.mutations().len();
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    let after = lab.mutations()[before..].to_vec();
+    assert_eq!(
+        after,
+        vec!["images.import devenv-control-plane".to_string()],
+        "only the image moved"
+    );
+}
+
+#[test]
+fn sim_load_into_a_node_that_fails_names_the_node() {
+    let lab = Lab::new("loadfail");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    lab.world.add_host_image("api:1", 1 << 20);
+    lab.world.inject(
+        "images.import",
+        Some("devenv-control-plane"),
+        "ctr: failed to ingest: no space left on device",
+        0,
+    );
+    let out = lab.run(&["load", "api:1"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("node devenv-control-plane") && out.stderr.contains("no space left on device"),
+        "{out:?}"
+    );
+}

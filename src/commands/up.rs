@@ -48,6 +48,17 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
             recreate: args.select.recreate,
         },
     );
+    // Images to load must exist on this machine before anything changes.
+    if !args.dry_run && p.steps.iter().any(|s| s.id == "images" && s.kind.mutates()) {
+        for img in &desired.images {
+            if world.images.local_image(img, &app.cancel)?.is_none() {
+                return Err(Error::prerequisite(
+                    format!("image `{img}` (devenv.yaml images) is not on this machine; nothing was changed"),
+                    format!("build it (`docker build -t {img} .`) or pull it (`docker pull {img}`)"),
+                ));
+            }
+        }
+    }
     // A cluster about to be created needs its host ports free, the engine and disk fit: checked now.
     if !args.dry_run
         && p.steps

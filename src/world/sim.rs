@@ -45,6 +45,9 @@ pub struct Call {
     /// Milliseconds since the Unix epoch, so that calls from several processes can be compared.
     pub start_ms: u128,
     pub end_ms: u128,
+    /// Bytes sent (image transfers).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -249,6 +252,7 @@ impl SimWorld {
                 mutating,
                 start_ms: start,
                 end_ms: now_ms(),
+                bytes: 0,
             });
             outcome
         })?
@@ -909,6 +913,7 @@ impl ImageTransport for SimWorld {
                     mutating: true,
                     start_ms: start,
                     end_ms: now_ms(),
+                    bytes: sizes,
                 });
                 out.push(Delivery {
                     node: node.clone(),
