@@ -86,6 +86,9 @@ pub enum Command {
         /// Fail at once if another devenv is working on this environment
         #[arg(long)]
         no_wait: bool,
+        /// Confirm destructive changes (--recreate deletes the cluster and its data) without asking
+        #[arg(short, long)]
+        yes: bool,
     },
     /// Show what `up` would do, step by step, with the reason for each
     Plan {

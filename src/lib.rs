@@ -38,6 +38,9 @@ pub struct Env {
     pub handle_signals: bool,
     /// Tests pass a token they can trip to simulate a signal.
     pub cancel: exec::Cancel,
+    /// Where confirmations are read from (only when it is a terminal).
+    pub stdin: Box<dyn std::io::BufRead + Send>,
+    pub stdin_is_terminal: bool,
 }
 
 impl Env {
@@ -51,6 +54,8 @@ impl Env {
             world: None,
             handle_signals: true,
             cancel: exec::Cancel::new(),
+            stdin: Box::new(std::io::BufReader::new(std::io::stdin())),
+            stdin_is_terminal: std::io::stdin().is_terminal(),
         }
     }
 }
@@ -106,6 +111,11 @@ where
     if env.handle_signals {
         signals::install(env.cancel.clone(), ledger.clone());
     }
+    let confirm = if env.stdin_is_terminal {
+        Some(std::sync::Mutex::new(env.stdin))
+    } else {
+        None
+    };
     let app = commands::App {
         global: cli.global,
         vars: env.vars,
@@ -114,6 +124,7 @@ where
         cancel: env.cancel,
         ledger,
         world: env.world.take(),
+        confirm,
     };
     let result = match &cli.command {
         cli::Command::Up {
@@ -121,6 +132,7 @@ where
             dry_run,
             timeout,
             no_wait,
+            yes,
         } => commands::up::run(
             &app,
             commands::up::UpArgs {
@@ -128,6 +140,7 @@ where
                 dry_run: *dry_run,
                 timeout: timeout.as_deref(),
                 no_wait: *no_wait,
+                yes: *yes,
             },
         ),
         cli::Command::Plan { select } => commands::plan::run(&app, select),

@@ -67,17 +67,15 @@ fn a_fresh_environment_creates_everything_then_runs_the_smoke_tests() {
     let d = defaults();
     let p = plan::plan(&d, &absent(), Options::default());
     let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        ["cluster", "kubeconfig", "ingress-nginx", "postgresql", "redis", "smoke"]
-    );
-    assert!(p.steps[..5].iter().all(|s| s.kind == Kind::Create));
-    assert_eq!(p.steps[5].kind, Kind::Run);
-    // Components wait only for the cluster's kubeconfig, not for each other.
+    // The create writes the kubeconfig and waits for the nodes itself: no separate step.
+    assert_eq!(ids, ["cluster", "ingress-nginx", "postgresql", "redis", "smoke"]);
+    assert!(p.steps[..4].iter().all(|s| s.kind == Kind::Create));
+    assert_eq!(p.steps[4].kind, Kind::Run);
+    // Components wait only for the cluster (and its kubeconfig), not for each other.
     for c in ["ingress-nginx", "postgresql", "redis"] {
         assert_eq!(
             p.steps.iter().find(|s| s.id == c).unwrap().deps,
-            vec!["kubeconfig".to_string()]
+            vec!["cluster".to_string(), "kubeconfig".to_string()]
         );
     }
     assert!(p.steps.iter().all(|s| !s.reason.is_empty()));
@@ -197,7 +195,7 @@ fn only_and_skip_limit_the_components_and_name_typos() {
     );
     let p = plan::plan(&d, &absent(), Options::default());
     let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids, ["cluster", "kubeconfig", "postgresql"]);
+    assert_eq!(ids, ["cluster", "postgresql"]);
     let c = config::load(dir.path(), Path::new("."), &Overrides::default()).unwrap();
     let err = Desired::from_config(
         &c,

@@ -90,7 +90,17 @@ fn sim_a_changed_kind_config_is_kept_and_explained_until_recreate() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("devenv up --recreate"), "{out:?}");
     assert!(!lab.mutations().iter().any(|m| m.starts_with("cluster.delete")));
+    // Not on a terminal and no --yes: nothing is deleted.
     let out = lab.run(&["up", "--recreate"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--recreate deletes cluster `devenv` and all its data")
+            && out.stderr.contains("help: run again with --yes"),
+        "{out:?}"
+    );
+    assert!(!lab.mutations().iter().any(|m| m.starts_with("cluster.delete")));
+    let out = lab.run(&["up", "--recreate", "--yes"]);
     assert_eq!(out.code, 0, "{out:?}");
     let m = lab.mutations();
     let del = m.iter().position(|c| c == "cluster.delete devenv").expect("deleted");

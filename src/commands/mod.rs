@@ -33,6 +33,8 @@ pub struct App {
     pub ledger: Arc<Ledger>,
     /// Injected by in-process tests; otherwise chosen from the driver (or DEVENV_SIMULATE).
     pub world: Option<World>,
+    /// The terminal to ask for confirmations on; None when stdin is not a terminal.
+    pub confirm: Option<std::sync::Mutex<Box<dyn std::io::BufRead + Send>>>,
 }
 
 impl App {
@@ -153,6 +155,9 @@ pub fn target(world: &World, state: &State, name: &str) -> KubeTarget {
     }
 }
 
+/// The format of devenv's record in the cluster; a record of another format is left alone.
+pub const RECORD_FORMAT: &str = "1";
+
 /// Looks at the environment without changing it: the cluster, and, when it runs, devenv's record
 /// and the helm releases (one call each).
 pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Result<Observed> {
@@ -199,6 +204,14 @@ pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Re
             )?);
         }
         let result = applied.and_then(|a| {
+            if let Some(f) = a.as_ref().and_then(|a| a.entries.get("format"))
+                && f != RECORD_FORMAT
+            {
+                return Err(crate::error::Error::prerequisite(
+                    format!("devenv's record in cluster `{}` has format {f}: a newer devenv wrote it, and this one changes nothing it does not understand", d.name),
+                    "upgrade devenv, or manage this environment with the devenv that created it",
+                ));
+            }
             observed.applied = a;
             observed.releases = releases?;
             Ok(())

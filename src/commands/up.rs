@@ -16,6 +16,7 @@ pub struct UpArgs<'a> {
     pub dry_run: bool,
     pub timeout: Option<&'a str>,
     pub no_wait: bool,
+    pub yes: bool,
 }
 
 pub fn run(app: &App, args: UpArgs) -> Result<()> {
@@ -86,6 +87,11 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         app.reporter.json(serde_json::json!({"event": "summary", "command": "up", "result": "unchanged", "changes": 0, "elapsed_ms": started.elapsed().as_millis() as u64}));
         return Ok(());
     }
+    if let Some(s) = p.steps.iter().find(|s| s.kind == Kind::Recreate)
+        && !args.yes
+    {
+        confirm_recreate(app, &desired.name, &s.reason)?;
+    }
     retired_notice(app, &state, &p);
     let run = Run {
         world: &world,
@@ -132,6 +138,28 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
     }
 }
 
+/// Recreating deletes the cluster with every database in it: ask on a terminal, else require --yes.
+fn confirm_recreate(app: &App, name: &str, reason: &str) -> Result<()> {
+    let what = format!("--recreate deletes cluster `{name}` and all its data (PostgreSQL, Redis, everything in it)");
+    let Some(stdin) = &app.confirm else {
+        return Err(Error::usage(
+            format!("{what}; nothing was changed"),
+            "run again with --yes to confirm",
+        ));
+    };
+    eprint!("{what}.\n({reason})\nType the environment name `{name}` to go on: ");
+    let mut line = String::new();
+    let _ = stdin.lock().unwrap_or_else(|e| e.into_inner()).read_line(&mut line);
+    if line.trim() == name {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            format!("not confirmed; cluster `{name}` was left as it is"),
+            "type the environment name exactly, or pass --yes",
+        ))
+    }
+}
+
 /// ingress-nginx is retired upstream: say so once per environment, when devenv installs it.
 fn retired_notice(app: &App, state: &State, p: &Plan) {
     let installing = p
@@ -169,24 +197,7 @@ impl Run<'_> {
                 self.create_cluster(ctx)
             }
             Action::StartCluster => self.world.cluster.start(name, cancel),
-            Action::WriteKubeconfig { record_cluster } => {
-                let text = self.world.cluster.kubeconfig(name, cancel)?;
-                self.state.write_private("kubeconfig", &text)?;
-                if *record_cluster {
-                    // kind's own --wait only warns when it runs out of time; this one fails.
-                    self.world
-                        .kube
-                        .wait_nodes_ready(&self.target, self.timeouts.cluster, cancel)?;
-                    self.world.kube.set_applied(
-                        &self.target,
-                        name,
-                        "cluster",
-                        Some(&self.desired.cluster_digest),
-                        cancel,
-                    )?;
-                }
-                Ok(())
-            }
+            Action::WriteKubeconfig => self.write_kubeconfig(cancel),
             Action::Install(i) => self.install(&self.desired.components[*i], step.kind == Kind::Create, ctx),
             Action::RecoverAndInstall(rel, i) => {
                 self.world.helm.recover(&self.target, rel, cancel)?;
@@ -212,6 +223,14 @@ impl Run<'_> {
         }
     }
 
+    fn write_kubeconfig(&self, cancel: &crate::exec::Cancel) -> Result<()> {
+        let text = self.world.cluster.kubeconfig(&self.desired.name, cancel)?;
+        self.state.write_private("kubeconfig", &text).map(|_| ())
+    }
+
+    /// A create is done only when the cluster exists, its kubeconfig is written, every node is
+    /// Ready and devenv has recorded how it was built. Until then the ledger deletes it again, so
+    /// that the next `up` never adopts a cluster devenv cannot compare with the files.
     fn create_cluster(&self, ctx: &StepCtx) -> Result<()> {
         let config_path = self
             .state
@@ -223,8 +242,6 @@ impl Run<'_> {
             kubernetes_version: self.config.versions.minikube_kubernetes.clone(),
             wait: self.timeouts.cluster,
         };
-        // Recorded before the call: a failed or interrupted create must not leave half a cluster.
-        // Once created, the cluster is correct state and is kept, so the next `up` goes on from it.
         let cluster = self.world.cluster.clone();
         let name = spec.name.clone();
         let kubeconfig = self.state.kubeconfig();
@@ -236,7 +253,23 @@ impl Run<'_> {
                 cluster.delete(&name, &crate::exec::Cancel::new())
             },
         );
-        self.world.cluster.create(&spec, ctx.cancel)?;
+        let cancel = ctx.cancel;
+        self.world.cluster.create(&spec, cancel)?;
+        self.write_kubeconfig(cancel)?;
+        // kind's own --wait only warns when it runs out of time; this one fails.
+        self.world
+            .kube
+            .wait_nodes_ready(&self.target, self.timeouts.cluster, cancel)?;
+        self.world
+            .kube
+            .set_applied(&self.target, &spec.name, "format", Some(super::RECORD_FORMAT), cancel)?;
+        self.world.kube.set_applied(
+            &self.target,
+            &spec.name,
+            "cluster",
+            Some(&self.desired.cluster_digest),
+            cancel,
+        )?;
         ctx.ledger.forget(undo);
         Ok(())
     }

@@ -70,10 +70,8 @@ pub enum Action {
     CreateCluster,
     RecreateCluster,
     StartCluster,
-    /// Write the kubeconfig; after a create, also record how the cluster was built.
-    WriteKubeconfig {
-        record_cluster: bool,
-    },
+    /// Write devenv's kubeconfig for an existing cluster.
+    WriteKubeconfig,
     /// Install or upgrade the component at this index of `Desired::components`.
     Install(usize),
     /// Clear a stuck release, then install the component at this index.
@@ -126,7 +124,11 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     // 1. The cluster.
     let stopped = o.cluster.stopped_nodes();
     let (cluster_kind, cluster_reason, action) = match (&o.cluster, recorded("cluster")) {
-        (ClusterState::Absent, _) => (Kind::Create, format!("cluster `{}` does not exist", d.name), Action::CreateCluster),
+        (ClusterState::Absent, _) => (
+            Kind::Create,
+            format!("cluster `{}` does not exist; created, kubeconfig written (user-only), every node Ready within timeouts.cluster", d.name),
+            Action::CreateCluster,
+        ),
         (ClusterState::Present { .. }, rec) if rec.as_deref() != Some(d.cluster_digest.as_str()) && opts.recreate => (
             Kind::Recreate,
             match rec {
@@ -173,34 +175,26 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         action,
     });
 
-    // 2. The kubeconfig devenv keeps for the environment.
-    let (kind, reason, action) = if fresh {
-        (
-            Kind::Create,
-            "written from the new cluster (user-only permissions), then every node must be Ready within timeouts.cluster".to_string(),
-            Action::WriteKubeconfig { record_cluster: true },
-        )
-    } else if !o.kubeconfig_present {
-        (
-            Kind::Create,
-            "missing from devenv's state directory".to_string(),
-            Action::WriteKubeconfig { record_cluster: false },
-        )
-    } else {
-        (
-            Kind::Keep,
-            "present in devenv's state directory".to_string(),
-            Action::Nothing,
-        )
-    };
-    steps.push(Step {
-        id: "kubeconfig".into(),
-        kind,
-        target: "kubeconfig".into(),
-        reason,
-        deps: vec!["cluster".into()],
-        action,
-    });
+    // 2. The kubeconfig devenv keeps for the environment (a create writes its own).
+    if !fresh && !o.kubeconfig_present {
+        steps.push(Step {
+            id: "kubeconfig".into(),
+            kind: Kind::Create,
+            target: "kubeconfig".into(),
+            reason: "missing from devenv's state directory".into(),
+            deps: vec!["cluster".into()],
+            action: Action::WriteKubeconfig,
+        });
+    } else if !fresh {
+        steps.push(Step {
+            id: "kubeconfig".into(),
+            kind: Kind::Keep,
+            target: "kubeconfig".into(),
+            reason: "present in devenv's state directory".into(),
+            deps: vec!["cluster".into()],
+            action: Action::Nothing,
+        });
+    }
 
     // 3. Components removed from the configuration, if devenv installed them.
     for (name, namespace) in &d.switched_off {
@@ -212,7 +206,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 kind: Kind::Delete,
                 target: format!("release {name}"),
                 reason: "switched off in devenv.yaml; devenv installed it, so devenv removes it".to_string(),
-                deps: vec!["kubeconfig".into()],
+                deps: vec!["cluster".into(), "kubeconfig".into()],
                 action: Action::Uninstall {
                     release: name.clone(),
                     namespace: namespace.clone(),
@@ -245,7 +239,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
             kind,
             target: format!("{} image(s)", d.images.len()),
             reason,
-            deps: vec!["kubeconfig".into()],
+            deps: vec!["cluster".into(), "kubeconfig".into()],
             action,
         });
     }
@@ -305,7 +299,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 (Kind::Upgrade, reason, Action::Install(i))
             }
         };
-        let mut deps = vec!["kubeconfig".to_string()];
+        let mut deps = vec!["cluster".to_string(), "kubeconfig".to_string()];
         deps.extend(
             c.after
                 .iter()

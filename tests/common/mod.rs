@@ -126,6 +126,8 @@ pub fn run_in(cwd: &Path, state: &Path, world: Option<SimWorld>, args: &[&str], 
         world: world.map(|w| w.world()),
         handle_signals: false,
         cancel,
+        stdin: Box::new(std::io::Cursor::new(Vec::new())),
+        stdin_is_terminal: false,
     };
     let argv: Vec<&str> = std::iter::once("devenv").chain(args.iter().copied()).collect();
     let code = devenv::run(argv, env);
