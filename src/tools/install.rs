@@ -61,6 +61,16 @@ impl Drop for Scratch {
     }
 }
 
+/// A new file only this user can read, truncated if it exists.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
 fn sha256_file(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
     Some(hex(&Sha256::digest(&bytes)))
@@ -142,13 +152,7 @@ fn fetch(url: &str, to: &Path, cancel: &Cancel, progress: &dyn Fn(u64, Option<u6
             ));
         }
         let total = resp.content_length();
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(to)
-            .map_err(|e| io(to, e))?;
+        let mut file = create_private(to).map_err(|e| io(to, e))?;
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         loop {
@@ -197,13 +201,7 @@ fn extract(archive: &Path, member: &str, to: &Path) -> Result<()> {
             .trim_start_matches("./")
             .to_string();
         if path == member {
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(to)
-                .map_err(|e| io(to, e))?;
+            let mut out = create_private(to).map_err(|e| io(to, e))?;
             std::io::copy(&mut entry, &mut out).map_err(|e| io(to, e))?;
             return Ok(());
         }

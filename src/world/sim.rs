@@ -404,7 +404,20 @@ impl ContainerEngine for SimWorld {
     }
 
     fn remove(&self, names: &[String], cancel: &Cancel) -> Result<()> {
-        self.remove_containers(names, cancel)
+        self.op(
+            "engine.remove",
+            &names.join(","),
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                for c in s.clusters.values_mut() {
+                    c.nodes.retain(|n| !names.contains(&n.name));
+                }
+                s.clusters.retain(|_, c| !c.nodes.is_empty());
+                Ok(())
+            },
+        )
     }
 
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {
@@ -420,25 +433,6 @@ impl ContainerEngine for SimWorld {
                         n.running = true;
                     }
                 }
-                Ok(())
-            },
-        )
-    }
-}
-
-impl SimWorld {
-    fn remove_containers(&self, names: &[String], cancel: &Cancel) -> Result<()> {
-        self.op(
-            "engine.remove",
-            &names.join(","),
-            true,
-            cancel,
-            |_| {},
-            |s| {
-                for c in s.clusters.values_mut() {
-                    c.nodes.retain(|n| !names.contains(&n.name));
-                }
-                s.clusters.retain(|_, c| !c.nodes.is_empty());
                 Ok(())
             },
         )
@@ -600,7 +594,18 @@ impl Kube for SimWorld {
         )
     }
     fn delete_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<()> {
-        self.clear_applied(target, cancel)
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.delete_applied",
+            &c,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                Self::cluster_mut(s, &c)?.applied.clear();
+                Ok(())
+            },
+        )
     }
 
     fn get_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<Option<Applied>> {
@@ -645,23 +650,6 @@ impl Kube for SimWorld {
                     Some(v) => cl.applied.insert(key.to_string(), v.to_string()),
                     None => cl.applied.remove(key),
                 };
-                Ok(())
-            },
-        )
-    }
-}
-
-impl SimWorld {
-    fn clear_applied(&self, target: &KubeTarget, cancel: &Cancel) -> Result<()> {
-        let c = Self::target_cluster(target);
-        self.op(
-            "kube.delete_applied",
-            &c,
-            true,
-            cancel,
-            |_| {},
-            |s| {
-                Self::cluster_mut(s, &c)?.applied.clear();
                 Ok(())
             },
         )
