@@ -132,8 +132,9 @@ fn makefile_way(w: &SimWorld, state: &Path) -> Duration {
             name: probe.into(),
             host: "127.0.0.1".into(),
             port: 1,
+            check: devenv::world::Check::Redis,
         };
-        w.probe(&p, Duration::from_secs(60), &c).unwrap();
+        w.probe(&p, None, "0", Duration::from_secs(60), &c).unwrap();
     }
     t.elapsed()
 }

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod images;
 pub mod output;
 pub mod plan;
+pub mod probe;
 pub mod process;
 pub mod signals;
 pub mod state;

@@ -124,6 +124,49 @@ impl State {
     }
 }
 
+/// Passwords devenv generated for the environment, kept in a user-only file and never printed.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    pub postgres_password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials { … }")
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut b = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Error::failed(format!("cannot read /dev/urandom: {e}"), ""))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl State {
+    /// The environment's credentials, generated on first use and stable afterwards.
+    pub fn credentials(&self) -> Result<Credentials> {
+        let path = self.path("credentials.json");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return serde_json::from_str(&text).map_err(|e| {
+                Error::failed(
+                    format!("{} is not a credentials file devenv wrote ({e})", path.display()),
+                    "restore it from a backup; deleting it makes devenv generate new passwords, which the running database will not accept",
+                )
+            });
+        }
+        let c = Credentials {
+            postgres_password: random_hex(18)?,
+        };
+        self.write_private(
+            "credentials.json",
+            &serde_json::to_string_pretty(&c).unwrap_or_default(),
+        )?;
+        Ok(c)
+    }
+}
+
 pub struct LockGuard {
     file: File,
 }

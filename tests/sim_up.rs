@@ -555,3 +555,43 @@ fn sim_load_into_a_node_that_fails_names_the_node() {
         "{out:?}"
     );
 }
+
+#[test]
+fn sim_the_database_password_is_generated_once_kept_private_and_never_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new("secrets");
+    let first = lab.run(&["-v", "up"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let creds_path = lab.state.path().join("devenv/credentials.json");
+    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&creds_path).unwrap()).unwrap();
+    let pw = creds["postgres_password"].as_str().unwrap().to_string();
+    assert_eq!(pw.len(), 36);
+    let values = lab.state.path().join("devenv/values/postgresql.devenv.yaml");
+    assert!(
+        std::fs::read_to_string(&values).unwrap().contains(&pw),
+        "the chart gets the password"
+    );
+    for p in [&creds_path, &values] {
+        assert_eq!(
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            p.display()
+        );
+    }
+    // Stable across runs, and never in what devenv prints.
+    lab.project.write(
+        "helm-values/postgresql.yaml",
+        "service:\n  type: NodePort\nresources: {}\n",
+    );
+    let again = lab.run(&["-v", "up"]);
+    let json = lab.run(&["-o", "json", "status"]);
+    let creds2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&creds_path).unwrap()).unwrap();
+    assert_eq!(creds2["postgres_password"], pw.as_str());
+    for out in [&first, &again, &json] {
+        assert!(
+            !out.stdout.contains(&pw) && !out.stderr.contains(&pw),
+            "the password was printed"
+        );
+    }
+}

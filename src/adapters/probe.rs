@@ -1,62 +1,57 @@
-//! Smoke probes from the host: a TCP connection to each endpoint's mapped host port, retried until
-//! the timeout (a NodePort answers a moment after its pods are ready).
+//! Smoke probes from the host, in each service's protocol (src/probe/), retried until the timeout:
+//! a NodePort answers a moment after its pods are ready.
 
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
-use crate::world::{Probe, Prober};
-use std::net::{TcpStream, ToSocketAddrs};
+use crate::probe::{http, postgres, redis};
+use crate::world::{Check, Probe, Prober};
 use std::time::{Duration, Instant};
 
-pub struct TcpProber;
+pub struct ServiceProber;
 
-impl Prober for TcpProber {
-    fn probe(&self, p: &Probe, timeout: Duration, cancel: &Cancel) -> Result<()> {
-        let endpoint = format!("{}:{}", p.host, p.port);
-        let deadline = Instant::now() + timeout;
-        let mut last = String::new();
-        loop {
-            let addrs: Vec<_> = endpoint.to_socket_addrs().map(|a| a.collect()).unwrap_or_default();
-            for a in &addrs {
-                match TcpStream::connect_timeout(a, Duration::from_secs(2)) {
-                    Ok(_) => return Ok(()),
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::failed(
-                    format!(
-                        "{}: nothing accepts connections on {endpoint} after {}s ({last})",
-                        p.name,
-                        timeout.as_secs()
-                    ),
-                    "`devenv status` shows whether the component is ready; `devenv doctor` checks that the host port is not taken by another program",
-                ));
-            }
-            if !cancel.sleep(Duration::from_millis(250)) {
-                return Err(cancel.error());
-            }
+fn once(p: &Probe, password: Option<&str>, token: &str, timeout: Duration) -> std::result::Result<(), String> {
+    let t = timeout.min(Duration::from_secs(5));
+    match &p.check {
+        Check::Http { host_header } => http::check(
+            &p.host,
+            p.port,
+            host_header,
+            "/",
+            &http::Expect {
+                status: None,
+                body_contains: None,
+            },
+            t,
+        ),
+        Check::Postgres { user, database } => {
+            let login = postgres::Login {
+                user,
+                password: password.unwrap_or(""),
+                database,
+            };
+            postgres::check(&p.host, p.port, &login, token, t)
         }
+        Check::Redis => redis::check(&p.host, p.port, password, token, t),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connects_to_a_listening_port_and_names_a_closed_one() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let p = Probe {
-            name: "redis".into(),
-            host: "127.0.0.1".into(),
-            port,
-        };
-        TcpProber.probe(&p, Duration::from_secs(2), &Cancel::new()).unwrap();
-        drop(l);
-        let err = TcpProber
-            .probe(&p, Duration::from_millis(300), &Cancel::new())
-            .unwrap_err();
-        assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+impl Prober for ServiceProber {
+    fn probe(&self, p: &Probe, password: Option<&str>, token: &str, timeout: Duration, cancel: &Cancel) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match once(p, password, token, timeout) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::failed(
+                    format!("{}: {last} (still failing after {}s)", p.name, timeout.as_secs()),
+                    "`devenv status` shows whether the component is ready; `devenv doctor` checks that the host port is not taken by another program",
+                ));
+            }
+            if !cancel.sleep(Duration::from_millis(500)) {
+                return Err(cancel.error());
+            }
+        }
     }
 }

@@ -123,7 +123,7 @@ impl App {
             cluster,
             helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
             kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
-            prober: Arc::new(crate::adapters::probe::TcpProber),
+            prober: Arc::new(crate::adapters::probe::ServiceProber),
         })
     }
 

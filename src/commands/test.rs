@@ -20,7 +20,7 @@ pub fn run(app: &App) -> Result<()> {
     let t = target(&world, &state, &desired.name);
     let timeout = config.project.timeouts.test;
     let task = Task::new("smoke", "smoke tests", vec![], |ctx: &StepCtx| {
-        super::up::smoke(&world, &desired.probes, timeout, ctx, &app.reporter)?;
+        super::up::smoke(&world, &state, &desired.probes, timeout, ctx, &app.reporter)?;
         world
             .kube
             .set_applied(&t, &desired.name, "smoke", Some(&desired.smoke_digest), ctx.cancel)

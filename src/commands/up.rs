@@ -282,10 +282,16 @@ impl Run<'_> {
                 None => self.state.write_private(&format!("values/{}.yaml", c.name), &v.text)?,
             });
         }
-        if !c.generated.is_empty() {
+        let mut generated = c.generated.clone();
+        if c.name == "postgresql" {
+            // The generated password reaches the chart in this user-only file only, never on a command line.
+            let pw = self.state.credentials()?.postgres_password;
+            generated.push_str(&format!("settings:\n  superuserPassword:\n    value: \"{pw}\"\n"));
+        }
+        if !generated.is_empty() {
             files.push(
                 self.state
-                    .write_private(&format!("values/{}.devenv.yaml", c.name), &c.generated)?,
+                    .write_private(&format!("values/{}.devenv.yaml", c.name), &generated)?,
             );
         }
         let spec = InstallSpec {
@@ -326,7 +332,14 @@ impl Run<'_> {
     }
 
     fn smoke(&self, ctx: &StepCtx, reporter: &crate::output::Reporter) -> Result<()> {
-        smoke(self.world, &self.desired.probes, self.timeouts.test, ctx, reporter)?;
+        smoke(
+            self.world,
+            self.state,
+            &self.desired.probes,
+            self.timeouts.test,
+            ctx,
+            reporter,
+        )?;
         self.world.kube.set_applied(
             &self.target,
             &self.desired.name,
@@ -340,18 +353,26 @@ impl Run<'_> {
 /// Runs every probe at once; all must pass.
 pub fn smoke(
     world: &World,
+    state: &State,
     probes: &[crate::world::Probe],
     timeout: Duration,
     ctx: &StepCtx,
     reporter: &crate::output::Reporter,
 ) -> Result<()> {
+    let credentials = state.credentials()?;
+    let token = crate::probe::token();
+    let (credentials, token) = (&credentials, &token);
     let results: Vec<(String, Duration, Result<()>)> = std::thread::scope(|s| {
         let handles: Vec<_> = probes
             .iter()
             .map(|p| {
                 s.spawn(move || {
                     let t = Instant::now();
-                    let r = world.prober.probe(p, timeout, ctx.cancel);
+                    let password = match p.check {
+                        crate::world::Check::Postgres { .. } => Some(credentials.postgres_password.as_str()),
+                        _ => None,
+                    };
+                    let r = world.prober.probe(p, password, token, timeout, ctx.cancel);
                     (format!("{} {}:{}", p.name, p.host, p.port), t.elapsed(), r)
                 })
             })

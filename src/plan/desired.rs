@@ -2,7 +2,7 @@
 
 use crate::config::{Chart, Config, Driver, Ingress};
 use crate::error::{Error, Result};
-use crate::world::Probe;
+use crate::world::{Check, Probe};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone)]
@@ -225,10 +225,21 @@ impl Desired {
                 } else {
                     m.listen_address.clone()
                 };
+                let check = match what {
+                    "http" => Check::Http {
+                        host_header: format!("{}.devenv-smoke.localhost", p.name),
+                    },
+                    "postgresql" => Check::Postgres {
+                        user: "postgres".into(),
+                        database: "postgres".into(),
+                    },
+                    _ => Check::Redis,
+                };
                 probes.push(Probe {
                     name: what.to_string(),
                     host,
                     port: m.host_port,
+                    check,
                 });
             }
         }

@@ -140,16 +140,36 @@ pub trait Kube: Send + Sync {
     fn delete_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()>;
 }
 
+/// What a smoke probe checks, in the service's own protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Any HTTP answer through the ingress, to a request with this Host header.
+    Http { host_header: String },
+    /// Log in, write, read back and delete a row.
+    Postgres { user: String, database: String },
+    /// PING, SET with a TTL, GET, DEL.
+    Redis,
+}
+
 /// A smoke check from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     pub name: String,
     pub host: String,
     pub port: u16,
+    pub check: Check,
 }
 
 pub trait Prober: Send + Sync {
-    fn probe(&self, probe: &Probe, timeout: std::time::Duration, cancel: &Cancel) -> Result<()>;
+    /// `password` for the service when it has one; `token` is unique to the run.
+    fn probe(
+        &self,
+        probe: &Probe,
+        password: Option<&str>,
+        token: &str,
+        timeout: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<()>;
 }
 
 /// The external systems a run uses.

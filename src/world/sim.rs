@@ -657,7 +657,14 @@ impl Kube for SimWorld {
 }
 
 impl Prober for SimWorld {
-    fn probe(&self, probe: &Probe, _timeout: Duration, cancel: &Cancel) -> Result<()> {
+    fn probe(
+        &self,
+        probe: &Probe,
+        _password: Option<&str>,
+        _token: &str,
+        _timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<()> {
         let endpoint = format!("{}:{}", probe.host, probe.port);
         self.op(
             "probe",
