@@ -21,6 +21,8 @@ pub struct RealHost {
     pub cache_file: PathBuf,
     pub docker_host: Option<String>,
     cache: Mutex<Option<BTreeMap<String, String>>>,
+    /// What `tool` found, per tool, for the life of the run (the world and `up` both ask).
+    found: Mutex<BTreeMap<String, Vec<Found>>>,
 }
 
 impl RealHost {
@@ -33,6 +35,7 @@ impl RealHost {
             cache_file: tools::data_dir(vars).join("tool-versions.json"),
             docker_host: vars.get("DOCKER_HOST").cloned().filter(|h| !h.is_empty()),
             cache: Mutex::new(None),
+            found: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -119,6 +122,9 @@ fn classify(e: &bollard::errors::Error, host: &str) -> EngineProblem {
 
 impl Host for RealHost {
     fn tool(&self, tool: &str, cancel: &Cancel) -> Vec<Found> {
+        if let Some(f) = self.found.lock().unwrap_or_else(|e| e.into_inner()).get(tool) {
+            return f.clone();
+        }
         let mut found = Vec::new();
         if let Ok(p) = which::which_in(tool, Some(&self.path), &self.cwd) {
             found.push(Found {
@@ -135,6 +141,10 @@ impl Host for RealHost {
                 managed: true,
             });
         }
+        self.found
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tool.to_string(), found.clone());
         found
     }
 

@@ -283,10 +283,9 @@ impl Run<'_> {
             });
         }
         let mut generated = c.generated.clone();
-        if c.name == "postgresql" {
+        if let Some(template) = c.secret_values {
             // The generated password reaches the chart in this user-only file only, never on a command line.
-            let pw = self.state.credentials()?.postgres_password;
-            generated.push_str(&format!("settings:\n  superuserPassword:\n    value: \"{pw}\"\n"));
+            generated.push_str(&template.replace("{password}", &self.state.credentials()?.postgres_password));
         }
         if !generated.is_empty() {
             files.push(

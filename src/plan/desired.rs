@@ -25,6 +25,9 @@ pub struct ComponentSpec {
     pub digest: String,
     /// Other components this one is installed after.
     pub after: Vec<String>,
+    /// Values carrying the generated password (`{password}`), added at install time into a
+    /// user-only file and kept out of the digest and of every message.
+    pub secret_values: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +105,7 @@ fn component(
         generated,
         digest,
         after,
+        secret_values: None,
     }
 }
 
@@ -130,7 +134,7 @@ impl Desired {
         }
         let data_ns = "devenv-data";
         if p.postgresql {
-            all.push(component(
+            let mut pg = component(
                 config,
                 "postgresql",
                 data_ns,
@@ -140,7 +144,10 @@ impl Desired {
                     p.node_ports.postgresql.port
                 ),
                 vec![],
-            ));
+            );
+            // groundhog2k/postgres: the superuser password.
+            pg.secret_values = Some("settings:\n  superuserPassword:\n    value: \"{password}\"\n");
+            all.push(pg);
         } else {
             switched_off.push(("postgresql".into(), data_ns.into()));
         }
