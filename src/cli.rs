@@ -116,7 +116,27 @@ pub enum Command {
         no_wait: bool,
     },
     /// Run the smoke tests against the running environment
-    Test,
+    Test {
+        /// Also write a JUnit XML report here (for CI)
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Print the variables that reach the environment (KUBECONFIG, DATABASE_URL, REDIS_URL, INGRESS_URL)
+    Env {
+        #[arg(long, value_enum, default_value_t = crate::commands::env::Format::Sh)]
+        format: crate::commands::env::Format,
+    },
+    /// Bring the environment up, run CMD with its variables, exit with CMD's status
+    Run {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// A new environment with a unique name, torn down on every exit path
+        #[arg(long)]
+        ephemeral: bool,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Check every prerequisite and the host; exit 3 if anything blocks
     Doctor,
     /// The tools devenv drives: list them, or install the pinned versions

@@ -73,6 +73,9 @@ pub enum Error {
     /// The run was interrupted: exit 130/143.
     #[error("interrupted by {}", .0.name())]
     Interrupted(Signal),
+    /// `devenv run`: the command's own exit status, passed through without a message.
+    #[error("the command exited with status {0}")]
+    Exited(u8),
 }
 
 impl Error {
@@ -108,6 +111,7 @@ impl Error {
             Error::Prerequisite { .. } => exit::PREREQUISITE,
             Error::Failed { .. } => exit::FAILED,
             Error::Interrupted(s) => s.exit_code(),
+            Error::Exited(code) => *code,
         }
     }
 
@@ -117,7 +121,7 @@ impl Error {
             | Error::Usage { help, .. }
             | Error::Prerequisite { help, .. }
             | Error::Failed { help, .. } => Some(help.as_str()).filter(|h| !h.is_empty()),
-            Error::Interrupted(_) => None,
+            Error::Interrupted(_) | Error::Exited(_) => None,
         }
     }
 

@@ -112,6 +112,12 @@ where
     if env.handle_signals {
         signals::install(env.cancel.clone(), ledger.clone());
     }
+    let mut cli = cli;
+    if let cli::Command::Run { ephemeral: true, .. } = &cli.command {
+        let base = cli.global.name.clone().unwrap_or_else(|| "devenv".into());
+        let suffix: String = probe::token().chars().take(6).collect();
+        cli.global.name = Some(format!("{}-{suffix}", base.chars().take(33).collect::<String>()));
+    }
     let confirm = if env.stdin_is_terminal {
         Some(std::sync::Mutex::new(env.stdin))
     } else {
@@ -147,8 +153,14 @@ where
         cli::Command::Plan { select } => commands::plan::run(&app, select),
         cli::Command::Down { purge, no_wait } => commands::down::run(&app, *purge, *no_wait),
         cli::Command::Status => commands::status::run(&app),
-        cli::Command::Test => commands::test::run(&app),
+        cli::Command::Test { junit } => commands::test::run(&app, junit.as_deref()),
         cli::Command::Doctor => commands::doctor::run(&app),
+        cli::Command::Env { format } => commands::env::run(&app, *format),
+        cli::Command::Run {
+            select,
+            ephemeral,
+            command,
+        } => commands::run_cmd::run(&app, command, *ephemeral, select),
         cli::Command::Load { images, no_wait } => commands::load::run(&app, images, *no_wait),
         cli::Command::Tools {
             command: cli::ToolsCommand::List,

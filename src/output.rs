@@ -210,6 +210,9 @@ impl Reporter {
     }
 
     pub fn error(&self, e: &Error) {
+        if matches!(e, Error::Exited(_)) && self.mode != Mode::Json {
+            return;
+        }
         if self.mode == Mode::Json {
             self.json(e.to_json());
             return;

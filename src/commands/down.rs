@@ -11,16 +11,21 @@ use crate::world::{ClusterState, World};
 use std::time::{Duration, Instant};
 
 pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
+    run_with(app, purge, no_wait, &app.cancel)
+}
+
+/// `down` with its own cancellation token (`devenv run` tears down after a signal ended the command).
+pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Cancel) -> Result<()> {
     let config = app.config()?;
     let desired = Desired::from_config(&config, &Selection::default())?;
     let state = app.state(&config);
     let world = app.world(&config, &state)?;
-    let lock = state.lock(no_wait, &app.cancel, |m| app.reporter.info(m))?;
+    let lock = state.lock(no_wait, cancel, |m| app.reporter.info(m))?;
     let name = &desired.name;
-    let removed = match world.cluster.observe(name, &app.cancel)? {
+    let removed = match world.cluster.observe(name, cancel)? {
         ClusterState::Absent => {
             // A wrong -n is the usual reason; name the clusters that do exist.
-            let others = world.cluster.list(&app.cancel).unwrap_or_default();
+            let others = world.cluster.list(cancel).unwrap_or_default();
             let hint = if others.is_empty() {
                 String::new()
             } else {
@@ -31,14 +36,14 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
             false
         }
         ClusterState::Present { .. } if config.project.driver == Driver::Existing => {
-            remove_installed(app, &world, &state, name)?
+            remove_installed(app, &world, &state, name, cancel)?
         }
         ClusterState::Present { .. } => {
             step(app, "cluster", &format!("delete cluster {name}"), || {
-                world.cluster.delete(name, &app.cancel)
+                world.cluster.delete(name, cancel)
             })?;
             if config.project.driver == Driver::Kind {
-                remove_leftover_nodes(app, &world, name)?;
+                remove_leftover_nodes(app, &world, name, cancel)?;
             }
             true
         }
@@ -80,10 +85,10 @@ fn step(app: &App, id: &str, label: &str, f: impl FnOnce() -> Result<()>) -> Res
 
 /// Node containers that still carry the cluster's label after `kind delete` (a crash or a Docker
 /// hiccup mid-delete) are removed, so that `down` really leaves nothing.
-fn remove_leftover_nodes(app: &App, world: &World, name: &str) -> Result<()> {
+fn remove_leftover_nodes(app: &App, world: &World, name: &str, cancel: &crate::exec::Cancel) -> Result<()> {
     let left: Vec<String> = world
         .engine
-        .containers_labelled(crate::adapters::kind::CLUSTER_LABEL, name, &app.cancel)?
+        .containers_labelled(crate::adapters::kind::CLUSTER_LABEL, name, cancel)?
         .into_iter()
         .map(|n| n.name)
         .collect();
@@ -94,22 +99,22 @@ fn remove_leftover_nodes(app: &App, world: &World, name: &str) -> Result<()> {
         app,
         "leftovers",
         &format!("remove leftover node(s) {}", left.join(", ")),
-        || world.engine.remove(&left, &app.cancel),
+        || world.engine.remove(&left, cancel),
     )
 }
 
 /// Uninstalls what devenv's record says it installed, then the record itself.
-fn remove_installed(app: &App, world: &World, state: &State, name: &str) -> Result<bool> {
-    state.write_private("kubeconfig", &world.cluster.kubeconfig(name, &app.cancel)?)?;
+fn remove_installed(app: &App, world: &World, state: &State, name: &str, cancel: &crate::exec::Cancel) -> Result<bool> {
+    state.write_private("kubeconfig", &world.cluster.kubeconfig(name, cancel)?)?;
     let t = target(world, state, name);
-    let Some(applied) = world.kube.get_applied(&t, name, &app.cancel)? else {
+    let Some(applied) = world.kube.get_applied(&t, name, cancel)? else {
         app.reporter.info(&format!(
             "devenv has installed nothing in context `{}`: nothing to do",
             t.context
         ));
         return Ok(false);
     };
-    let releases = world.helm.list(&t, &app.cancel)?;
+    let releases = world.helm.list(&t, cancel)?;
     for key in applied.entries.keys() {
         let Some(release) = key.strip_prefix("component.") else {
             continue;
@@ -119,12 +124,12 @@ fn remove_installed(app: &App, world: &World, state: &State, name: &str) -> Resu
                 app,
                 release,
                 &format!("uninstall {release} from {}", r.namespace),
-                || world.helm.uninstall(&t, &r.name, &r.namespace, &app.cancel),
+                || world.helm.uninstall(&t, &r.name, &r.namespace, cancel),
             )?;
         }
     }
     step(app, "record", "forget devenv's record in the cluster", || {
-        world.kube.delete_applied(&t, name, &app.cancel)
+        world.kube.delete_applied(&t, name, cancel)
     })?;
     app.reporter.info(&format!(
         "the cluster behind context `{}` was left in place, as it is not devenv's",

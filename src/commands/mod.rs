@@ -2,9 +2,11 @@
 
 pub mod doctor;
 pub mod down;
+pub mod env;
 pub mod init;
 pub mod load;
 pub mod plan;
+pub mod run_cmd;
 pub mod status;
 pub mod test;
 pub mod tools;

@@ -6,7 +6,7 @@ use crate::exec::{self, Event, StepCtx, Task};
 use crate::plan::{Desired, Selection};
 use crate::world::ClusterState;
 
-pub fn run(app: &App) -> Result<()> {
+pub fn run(app: &App, junit: Option<&std::path::Path>) -> Result<()> {
     let config = app.config()?;
     let desired = Desired::from_config(&config, &Selection::default())?;
     let state = app.state(&config);
@@ -20,7 +20,7 @@ pub fn run(app: &App) -> Result<()> {
     let t = target(&world, &state, &desired.name);
     let timeout = config.project.timeouts.test;
     let task = Task::new("smoke", "smoke tests", vec![], |ctx: &StepCtx| {
-        super::up::smoke(&world, &state, &desired.probes, timeout, ctx, &app.reporter)?;
+        super::up::smoke(&world, &state, &desired.probes, timeout, ctx, &app.reporter, junit)?;
         world
             .kube
             .set_applied(&t, &desired.name, "smoke", Some(&desired.smoke_digest), ctx.cancel)

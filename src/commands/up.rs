@@ -338,6 +338,7 @@ impl Run<'_> {
             self.timeouts.test,
             ctx,
             reporter,
+            None,
         )?;
         self.world.kube.set_applied(
             &self.target,
@@ -357,6 +358,7 @@ pub fn smoke(
     timeout: Duration,
     ctx: &StepCtx,
     reporter: &crate::output::Reporter,
+    junit: Option<&std::path::Path>,
 ) -> Result<()> {
     let credentials = state.credentials()?;
     let token = crate::probe::token();
@@ -390,13 +392,28 @@ pub fn smoke(
             .collect()
     });
     let mut failures = Vec::new();
+    let mut table = vec!["   check                        result  time    reason".to_string()];
     for (what, took, r) in &results {
-        match r {
-            Ok(()) => reporter.debug(&format!("   ✓ {what} ({})", seconds(*took))),
-            Err(Error::Interrupted(s)) => return Err(Error::Interrupted(*s)),
-            Err(e) => failures.push(format!("{what}: {e}")),
+        if let Err(Error::Interrupted(s)) = r {
+            return Err(Error::Interrupted(*s));
+        }
+        let reason = r.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+        let first_line = reason.lines().next().unwrap_or("");
+        table.push(format!(
+            "   {what:<28} {:<7} {:<7} {first_line}",
+            if r.is_ok() { "ok" } else { "FAILED" },
+            seconds(*took)
+        ));
+        if r.is_err() {
+            failures.push(format!("{what}: {reason}"));
         }
         reporter.json(serde_json::json!({"event": "check", "check": what, "result": if r.is_ok() {"ok"} else {"failed"}, "elapsed_ms": took.as_millis() as u64, "reason": r.as_ref().err().map(|e| e.to_string())}));
+    }
+    for line in &table {
+        reporter.info(line);
+    }
+    if let Some(path) = junit {
+        write_junit(path, &results)?;
     }
     if failures.is_empty() {
         Ok(())
@@ -406,4 +423,43 @@ pub fn smoke(
             "`devenv status` shows which component is not ready",
         ))
     }
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A JUnit report of the smoke checks, for CI systems that show test results.
+pub fn write_junit(path: &std::path::Path, results: &[(String, Duration, Result<()>)]) -> Result<()> {
+    let failures = results.iter().filter(|r| r.2.is_err()).count();
+    let total: f64 = results.iter().map(|r| r.1.as_secs_f64()).sum();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"devenv smoke\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
+        results.len()
+    );
+    for (what, took, r) in results {
+        x.push_str(&format!(
+            "  <testcase classname=\"devenv.smoke\" name=\"{}\" time=\"{:.3}\"",
+            xml(what),
+            took.as_secs_f64()
+        ));
+        match r {
+            Ok(()) => x.push_str("/>\n"),
+            Err(e) => x.push_str(&format!(
+                ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
+                xml(e.to_string().lines().next().unwrap_or("")),
+                xml(&e.to_string())
+            )),
+        }
+    }
+    x.push_str("</testsuite>\n");
+    std::fs::write(path, x).map_err(|e| {
+        Error::failed(
+            format!("cannot write the JUnit report {}: {e}", path.display()),
+            "check the path given to --junit",
+        )
+    })
 }
