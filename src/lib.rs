@@ -14,6 +14,7 @@ pub mod output;
 pub mod plan;
 pub mod probe;
 pub mod process;
+pub mod readiness;
 pub mod signals;
 pub mod state;
 pub mod tools;

@@ -1,11 +1,11 @@
 //! The real adapters, without the real tools: the exact command lines they build, and how they
 //! read the real output of kind, helm and docker (verbatim samples in tests/samples/).
 
-use devenv::adapters::{docker, existing, helm, kind, kubectl, minikube};
+use devenv::adapters::{docker, existing, helm, kind, minikube};
 use devenv::exec::Cancel;
 use devenv::process::ScriptedRunner;
 use devenv::world::{
-    ClusterProvider, ClusterSpec, ClusterState, ContainerEngine, Helm, InstallSpec, Kube, KubeTarget, ReleaseInfo,
+    ClusterProvider, ClusterSpec, ClusterState, ContainerEngine, Helm, InstallSpec, KubeTarget, ReleaseInfo,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -196,7 +196,7 @@ fn install_spec() -> InstallSpec {
 const INSTALL: &str = "helm upgrade --install postgresql postgres --repo https://groundhog2k.github.io/helm-charts/ --version 1.6.7 --namespace devenv-data --create-namespace --kubeconfig /state/dev/kubeconfig --kube-context kind-dev --values /p/helm-values/postgresql.yaml --values /state/dev/values/postgresql.devenv.yaml --timeout 300s";
 
 #[test]
-fn helm_3_gets_wait_and_atomic() {
+fn helm_3_waits_for_hooks_only_and_devenv_waits_for_readiness() {
     let r = Arc::new(ScriptedRunner::new());
     r.ok(&["helm", "version"], &sample("golden-helm3-version-short.txt"));
     r.ok(&["helm", "upgrade"], "");
@@ -204,11 +204,11 @@ fn helm_3_gets_wait_and_atomic() {
         .upgrade_install(&target(), &install_spec(), &Cancel::new())
         .unwrap();
     assert_eq!(r.calls()[0], argv("helm version --short"));
-    assert_eq!(r.calls()[1], argv(&format!("{INSTALL} --wait --atomic")));
+    assert_eq!(r.calls()[1], argv(INSTALL));
 }
 
 #[test]
-fn helm_4_gets_the_watcher_and_rollback_on_failure_and_the_version_is_asked_once() {
+fn helm_4_gets_the_hook_only_wait_strategy_and_the_version_is_asked_once() {
     let r = Arc::new(ScriptedRunner::new());
     r.ok(&["helm", "version"], &sample("golden-helm4-version-short.txt"));
     r.ok(&["helm", "upgrade"], "");
@@ -217,10 +217,7 @@ fn helm_4_gets_the_watcher_and_rollback_on_failure_and_the_version_is_asked_once
     h.upgrade_install(&target(), &install_spec(), &Cancel::new()).unwrap();
     let calls = r.calls();
     assert_eq!(calls.iter().filter(|c| c[1] == "version").count(), 1);
-    assert_eq!(
-        calls[1],
-        argv(&format!("{INSTALL} --wait=watcher --rollback-on-failure"))
-    );
+    assert_eq!(calls[1], argv(&format!("{INSTALL} --wait=hookOnly")));
 }
 
 #[test]
@@ -305,50 +302,6 @@ fn a_helm_failure_carries_its_stderr() {
         err.to_string()
             .starts_with("`helm upgrade --install postgresql postgres"),
         "{err}"
-    );
-}
-
-#[test]
-fn the_applied_record_is_one_key_per_field_manager_by_server_side_apply() {
-    let r = Arc::new(ScriptedRunner::new());
-    r.ok(&["kubectl"], "");
-    let k = kubectl::Kubectl { runner: r.clone() };
-    k.set_applied(&target(), "dev", "component.redis", Some("abc123"), &Cancel::new())
-        .unwrap();
-    assert_eq!(
-        r.calls()[0],
-        argv(
-            "kubectl --kubeconfig /state/dev/kubeconfig --context kind-dev apply --server-side --force-conflicts --field-manager devenv-component.redis -f -"
-        )
-    );
-    let sent: serde_json::Value = serde_json::from_slice(&r.last_stdin().unwrap()).unwrap();
-    assert_eq!(sent["metadata"]["name"], "devenv-dev");
-    assert_eq!(sent["metadata"]["namespace"], "kube-system");
-    assert_eq!(sent["data"], serde_json::json!({"component.redis": "abc123"}));
-    // Removing a key applies the manager's object without it.
-    k.set_applied(&target(), "dev", "component.redis", None, &Cancel::new())
-        .unwrap();
-    let sent: serde_json::Value = serde_json::from_slice(&r.last_stdin().unwrap()).unwrap();
-    assert!(sent.get("data").is_none());
-}
-
-#[test]
-fn the_applied_record_is_read_back_or_absent() {
-    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"devenv-dev"},"data":{"cluster":"d1","component.redis":"d2"}}"#;
-    let a = kubectl::parse_applied(cm).unwrap().unwrap();
-    assert_eq!(a.entries["component.redis"], "d2");
-    assert_eq!(kubectl::parse_applied("").unwrap(), None);
-    assert!(kubectl::parse_applied("<html>").is_err());
-    let r = Arc::new(ScriptedRunner::new());
-    r.ok(&["kubectl"], "");
-    kubectl::Kubectl { runner: r.clone() }
-        .get_applied(&target(), "dev", &Cancel::new())
-        .unwrap();
-    assert_eq!(
-        r.calls()[0],
-        argv(
-            "kubectl --kubeconfig /state/dev/kubeconfig --context kind-dev get configmap devenv-dev --namespace kube-system --output json --ignore-not-found"
-        )
     );
 }
 
@@ -470,31 +423,6 @@ fn an_existing_contexts_nodes_and_a_missing_context() {
 }
 
 #[test]
-fn node_readiness_is_waited_for_with_a_real_timeout() {
-    let r = Arc::new(ScriptedRunner::new());
-    r.fail(
-        &["kubectl"],
-        1,
-        "error: timed out waiting for the condition on nodes/dev-control-plane",
-    );
-    let err = kubectl::Kubectl { runner: r.clone() }
-        .wait_nodes_ready(&target(), Duration::from_secs(120), &Cancel::new())
-        .unwrap_err();
-    assert_eq!(
-        r.calls()[0],
-        argv(
-            "kubectl --kubeconfig /state/dev/kubeconfig --context kind-dev wait --for=condition=Ready nodes --all --timeout=120s"
-        )
-    );
-    assert!(
-        err.to_string()
-            .contains("timed out waiting for the condition on nodes/dev-control-plane"),
-        "{err}"
-    );
-    assert!(err.help().unwrap().contains("kubectl describe nodes"));
-}
-
-#[test]
 fn kind_lists_its_clusters_from_real_output() {
     assert_eq!(
         kind::parse_clusters(&sample("get-clusters-two-docs.txt")),
@@ -506,21 +434,6 @@ fn kind_lists_its_clusters_from_real_output() {
     let r = Arc::new(ScriptedRunner::new());
     r.ok(&["kind", "get", "clusters"], &sample("get-clusters-two-docs.txt"));
     assert_eq!(kind_with(&r).list(&Cancel::new()).unwrap(), ["kind", "kind-2"]);
-}
-
-#[test]
-fn the_server_version_comes_from_kubectl_version_json() {
-    assert_eq!(
-        kubectl::parse_server_version(&sample("version-json-client-server-v1.34.3.txt")).unwrap(),
-        "v1.34.3"
-    );
-    let client_only = r#"{"clientVersion":{"gitVersion":"v1.32.4"},"kustomizeVersion":"v5.5.0"}"#;
-    assert!(
-        kubectl::parse_server_version(client_only)
-            .unwrap_err()
-            .to_string()
-            .contains("no serverVersion")
-    );
 }
 
 #[test]

@@ -155,3 +155,46 @@ fn real_prober_retries_until_its_timeout_then_names_the_check() {
     );
     assert!(err.help().is_some());
 }
+
+#[test]
+fn real_http_probe_through_a_token_host_accepts_only_the_runs_own_token() {
+    // nginx answers `<token>.echo.devenv.test` with the token: the run's echo backend behind the ingress.
+    let Some((h, p, _)) = server("DEVENV_TEST_HTTP") else {
+        return;
+    };
+    let tok = token();
+    let probe = |host_header: String| Probe {
+        name: "http".into(),
+        host: h.clone(),
+        port: p,
+        check: Check::Http { host_header },
+    };
+    ServiceProber
+        .probe(&probe(format!("{tok}.echo.devenv.test")), None, &tok, T, &Cancel::new())
+        .unwrap();
+    // Another run's backend (or the controller's default backend) does not pass for this run.
+    let other = token();
+    let err = ServiceProber
+        .probe(
+            &probe(format!("{other}.echo.devenv.test")),
+            None,
+            &tok,
+            Duration::from_secs(1),
+            &Cancel::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("(Host: {other}.echo.devenv.test)")), "{err}");
+    assert!(err.contains(&format!("without the expected text \"{tok}\"")), "{err}");
+    let err = ServiceProber
+        .probe(
+            &probe("nobody.devenv.test".into()),
+            None,
+            &tok,
+            Duration::from_secs(1),
+            &Cancel::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected status 200"), "{err}");
+}

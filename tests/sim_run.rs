@@ -186,7 +186,7 @@ fn sim_test_prints_a_table_and_writes_a_junit_report() {
     );
     let xml = std::fs::read_to_string(&report).unwrap();
     assert!(
-        xml.contains("<testsuite name=\"devenv smoke\" tests=\"3\" failures=\"1\""),
+        xml.contains("<testsuite name=\"devenv smoke\" tests=\"4\" failures=\"1\""),
         "{xml}"
     );
     assert!(

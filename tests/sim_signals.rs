@@ -151,3 +151,122 @@ fn sim_after_a_sigkill_the_next_up_takes_the_lock_and_converges() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(p.run(&["status"]).0, 0);
 }
+
+fn smoke_namespaces(p: &Proc) -> Vec<String> {
+    p.world()
+        .state()
+        .clusters
+        .get("devenv")
+        .map(|c| c.namespaces.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn sim_sigint_and_sigterm_during_devenv_test_and_run_leave_no_smoke_namespace() {
+    let p = Proc::new("sig-smoke");
+    assert_eq!(p.run(&["up", "--no-test"]).0, 0);
+    // (command, the step to slow down, a call that has ended before it, signal, exit code)
+    let cases: [(&[&str], &str, &str, i32, i32); 6] = [
+        (
+            &["test"],
+            "kube.create_namespace",
+            "kube.list_namespaces",
+            libc::SIGINT,
+            130,
+        ),
+        (
+            &["test"],
+            "kube.smoke_echo",
+            "kube.create_namespace",
+            libc::SIGTERM,
+            143,
+        ),
+        (&["test"], "kube.smoke_job", "kube.create_namespace", libc::SIGINT, 130),
+        (&["test"], "probe", "kube.create_namespace", libc::SIGTERM, 143),
+        (&["test"], "kube.wait_echo", "kube.smoke_echo", libc::SIGINT, 130),
+        (
+            &["run", "--", "true"],
+            "kube.smoke_echo",
+            "kube.create_namespace",
+            libc::SIGTERM,
+            143,
+        ),
+    ];
+    for (args, slow, after, sig, want) in cases {
+        let w = p.world();
+        w.with(|s| s.calls.clear()).unwrap();
+        w.set_latency(slow, 10_000);
+        // `run` brings the environment up first: its smoke step is the one interrupted.
+        if args[0] == "run" {
+            w.with(|s| s.clusters.get_mut("devenv").unwrap().applied.remove("smoke"))
+                .unwrap();
+        }
+        let child = p.spawn(args);
+        wait_for_call(&p, after);
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&child, sig);
+        let (code, err) = finish(child, Duration::from_secs(5));
+        assert_eq!(code, want, "{args:?} with {slow} slowed: {err}");
+        assert!(
+            err.contains("rolled back: smoke namespace devenv-smoke-"),
+            "{slow}: {err}"
+        );
+        assert_eq!(
+            smoke_namespaces(&p),
+            Vec::<String>::new(),
+            "{args:?} with {slow} slowed"
+        );
+        w.set_latency(slow, 0);
+    }
+    let (code, err) = p.run(&["test"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn sim_a_run_after_a_sigkill_sweeps_the_namespace_it_left() {
+    let p = Proc::new("sig-sweep");
+    assert_eq!(p.run(&["up", "--no-test"]).0, 0);
+    p.world().set_latency("kube.smoke_echo", 10_000);
+    let mut child = p.spawn(&["test"]);
+    wait_for_call(&p, "kube.create_namespace");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = smoke_namespaces(&p);
+    assert_eq!(left.len(), 1, "a SIGKILL leaves the namespace: {left:?}");
+    p.world().set_latency("kube.smoke_echo", 0);
+    let (code, err) = p.run(&["test"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "removed smoke namespace {} left by an earlier run (its devenv process",
+            left[0]
+        )),
+        "{err}"
+    );
+    assert_eq!(smoke_namespaces(&p), Vec::<String>::new());
+}
+
+#[test]
+fn sim_two_test_runs_at_once_never_touch_each_others_namespace() {
+    let p = Proc::new("sig-two");
+    assert_eq!(p.run(&["up", "--no-test"]).0, 0);
+    p.world().set_latency("kube.smoke_echo", 1500);
+    let a = p.spawn(&["test"]);
+    wait_for_call(&p, "kube.create_namespace");
+    let b = p.spawn(&["test"]);
+    let (ca, ea) = finish(a, Duration::from_secs(20));
+    let (cb, eb) = finish(b, Duration::from_secs(20));
+    assert_eq!((ca, cb), (0, 0), "{ea}\n{eb}");
+    assert!(
+        !eb.contains("removed smoke namespace"),
+        "b swept a's live namespace: {eb}"
+    );
+    let created = p
+        .world()
+        .calls()
+        .into_iter()
+        .filter(|c| c.op == "kube.create_namespace")
+        .count();
+    assert_eq!(created, 2);
+    assert_eq!(smoke_namespaces(&p), Vec::<String>::new());
+}

@@ -305,7 +305,13 @@ fn sim_json_output_is_one_object_per_line_on_stdout() {
             .iter()
             .any(|e| e["event"] == "step" && e["id"] == "postgresql" && e["status"] == "ok")
     );
-    assert!(events.iter().filter(|e| e["event"] == "check").count() == 3);
+    let checks: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "check")
+        .map(|e| e["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert!(checks.contains(&"in-cluster dns"), "{checks:?}");
     let bad = lab.run(&["-o", "json", "up", "--only", "postgress"]);
     assert_eq!(bad.code, 2);
     let e: serde_json::Value = serde_json::from_str(bad.stdout.lines().last().unwrap()).unwrap();
@@ -366,11 +372,22 @@ fn sim_a_failing_smoke_probe_names_the_endpoint() {
     let before = lab.mutations().len();
     assert_eq!(lab.run(&["up"]).code, 0);
     let after: Vec<_> = lab.mutations()[before..].to_vec();
-    assert_eq!(
-        after,
-        vec!["kube.set_applied smoke".to_string()],
-        "only the smoke tests ran again"
+    let smoke_only = |m: &String| {
+        m == "kube.set_applied smoke"
+            || [
+                "kube.create_namespace devenv-smoke-",
+                "kube.smoke_echo devenv-smoke-",
+                "kube.smoke_job devenv-smoke-",
+                "kube.delete_namespace devenv-smoke-",
+            ]
+            .iter()
+            .any(|p| m.starts_with(p))
+    };
+    assert!(
+        after.iter().all(smoke_only),
+        "only the smoke tests ran again: {after:?}"
     );
+    assert!(after.contains(&"kube.set_applied smoke".to_string()), "{after:?}");
 }
 
 #[test]
@@ -594,4 +611,132 @@ fn sim_the_database_password_is_generated_once_kept_private_and_never_printed() 
             "the password was printed"
         );
     }
+}
+
+#[test]
+fn sim_an_image_that_cannot_be_pulled_names_the_pod_the_image_and_the_reason() {
+    let lab = Lab::new("pull");
+    lab.world.break_pods(
+        "redis",
+        devenv::world::sim::PodProblem {
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image \"docker.io/library/redis:8.10.1\"".into(),
+            image: "docker.io/library/redis:8.10.1".into(),
+            log: String::new(),
+        },
+    );
+    let out = lab.run(&["up", "--timeout", "1s"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("redis (namespace devenv-data) is not ready after 1s"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "pod redis-0 (Pending): container redis is ImagePullBackOff for image docker.io/library/redis:8.10.1"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("help: the image cannot be pulled"), "{out:?}");
+    // The others are ready and recorded; redis is not, so the next up tries it again.
+    lab.world.with(|s| s.pod_problems.clear()).unwrap();
+    let mutations = lab.mutations().len();
+    let again = lab.run(&["up"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let changed = lab.mutations()[mutations..].to_vec();
+    assert!(
+        changed.contains(&"helm.upgrade_install redis".to_string()),
+        "{changed:?}"
+    );
+    assert!(!changed.iter().any(|c| c.contains("postgresql")), "{changed:?}");
+}
+
+#[test]
+fn sim_a_crashing_component_shows_its_last_log_lines() {
+    let lab = Lab::new("crash");
+    lab.world.break_pods(
+        "postgresql",
+        devenv::world::sim::PodProblem {
+            reason: "CrashLoopBackOff".into(),
+            message: "back-off 40s restarting failed container".into(),
+            image: "docker.io/library/postgres:18.6".into(),
+            log: "initdb: error: directory \"/var/lib/postgresql/data\" exists but is not empty\n".into(),
+        },
+    );
+    let out = lab.run(&["up", "--timeout", "1s"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("container postgresql is CrashLoopBackOff"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("| initdb: error: directory \"/var/lib/postgresql/data\" exists but is not empty"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn sim_the_smoke_tests_run_in_a_namespace_of_their_own_that_is_gone_afterwards() {
+    let lab = Lab::new("smoke-ns");
+    let out = lab.run(&["up"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let calls = lab.world.calls();
+    let created: Vec<_> = calls.iter().filter(|c| c.op == "kube.create_namespace").collect();
+    assert_eq!(created.len(), 1, "{calls:?}");
+    assert!(created[0].target.starts_with("devenv-smoke-"));
+    for op in ["kube.smoke_echo", "kube.smoke_job", "kube.delete_namespace"] {
+        assert!(
+            calls.iter().any(|c| c.op == op && c.target == created[0].target),
+            "{op} on {}",
+            created[0].target
+        );
+    }
+    assert!(out.stderr.contains("in-cluster dns"), "{out:?}");
+    assert!(
+        lab.world.state().clusters["devenv"].namespaces.is_empty(),
+        "the run's namespace is removed"
+    );
+    // A second run gets a namespace of its own.
+    assert_eq!(lab.run(&["test"]).code, 0);
+    let names: Vec<String> = lab
+        .world
+        .calls()
+        .into_iter()
+        .filter(|c| c.op == "kube.create_namespace")
+        .map(|c| c.target)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert_ne!(names[0], names[1]);
+}
+
+#[test]
+fn sim_a_service_that_does_not_resolve_in_the_cluster_fails_the_in_cluster_check() {
+    let lab = Lab::new("dns");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    // The redis release disappears behind devenv's back.
+    lab.world
+        .with(|s| {
+            s.clusters
+                .get_mut("devenv")
+                .unwrap()
+                .releases
+                .retain(|r| r.name != "redis")
+        })
+        .unwrap();
+    let out = lab.run(&["test"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.contains("in-cluster dns") && l.contains("FAILED")),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("redis.devenv-data.svc.cluster.local:6379: bad address"),
+        "{out:?}"
+    );
+    assert!(lab.world.state().clusters["devenv"].namespaces.is_empty());
 }

@@ -89,13 +89,13 @@ impl Helm {
         for f in &s.values_files {
             c = c.args(["--values".to_string(), f.display().to_string()]);
         }
+        // helm waits for the chart's hooks only; devenv then waits for readiness itself through
+        // the API, so that a component that does not come up is explained (pods, reasons, logs).
+        // Helm 3 waits for hooks by default; Helm 4 says so with its `hookOnly` strategy.
         c = c.args(["--timeout", &format!("{}s", s.timeout.as_secs())]);
-        // Helm 4: bare --wait means the kstatus watcher; --atomic became --rollback-on-failure.
-        c = if major >= 4 {
-            c.args(["--wait=watcher", "--rollback-on-failure"])
-        } else {
-            c.args(["--wait", "--atomic"])
-        };
+        if major >= 4 {
+            c = c.args(["--wait=hookOnly"]);
+        }
         c.timeout(s.timeout + Duration::from_secs(120))
     }
 }

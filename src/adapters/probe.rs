@@ -17,9 +17,10 @@ fn once(p: &Probe, password: Option<&str>, token: &str, timeout: Duration) -> st
             p.port,
             host_header,
             "/",
+            // Only the run's own echo backend answers 200 with the run's token.
             &http::Expect {
-                status: None,
-                body_contains: None,
+                status: Some(200),
+                body_contains: Some(token),
             },
             t,
         ),

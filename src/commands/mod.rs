@@ -7,6 +7,7 @@ pub mod init;
 pub mod load;
 pub mod plan;
 pub mod run_cmd;
+pub mod smoke;
 pub mod status;
 pub mod test;
 pub mod tools;
@@ -124,7 +125,7 @@ impl App {
             engine,
             cluster,
             helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
-            kube: Arc::new(crate::adapters::kubectl::Kubectl { runner }),
+            kube: Arc::new(crate::adapters::kubeapi::KubeApi),
             prober: Arc::new(crate::adapters::probe::ServiceProber),
         })
     }

@@ -20,7 +20,14 @@ pub fn run(app: &App, junit: Option<&std::path::Path>) -> Result<()> {
     let t = target(&world, &state, &desired.name);
     let timeout = config.project.timeouts.test;
     let task = Task::new("smoke", "smoke tests", vec![], |ctx: &StepCtx| {
-        super::up::smoke(&world, &state, &desired.probes, timeout, ctx, &app.reporter, junit)?;
+        let smoke = super::smoke::Smoke {
+            world: &world,
+            state: &state,
+            desired: &desired,
+            target: &t,
+            timeout,
+        };
+        super::smoke::run(&smoke, ctx, &app.reporter, junit)?;
         world
             .kube
             .set_applied(&t, &desired.name, "smoke", Some(&desired.smoke_digest), ctx.cancel)

@@ -9,7 +9,7 @@ use crate::output::seconds;
 use crate::plan::{self, Action, ComponentSpec, Desired, Kind, Plan};
 use crate::state::State;
 use crate::world::{ClusterSpec, InstallSpec, KubeTarget, World};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct UpArgs<'a> {
     pub select: &'a SelectArgs,
@@ -318,6 +318,10 @@ impl Run<'_> {
             )
         });
         self.world.helm.upgrade_install(&self.target, &spec, ctx.cancel)?;
+        // Ready means every workload of the release; when it is not, the error says why.
+        self.world
+            .kube
+            .wait_release_ready(&self.target, &c.name, &c.namespace, self.timeouts.component, ctx.cancel)?;
         if let Some(id) = undo {
             ctx.ledger.forget(id);
         }
@@ -331,11 +335,14 @@ impl Run<'_> {
     }
 
     fn smoke(&self, ctx: &StepCtx, reporter: &crate::output::Reporter) -> Result<()> {
-        smoke(
-            self.world,
-            self.state,
-            &self.desired.probes,
-            self.timeouts.test,
+        super::smoke::run(
+            &super::smoke::Smoke {
+                world: self.world,
+                state: self.state,
+                desired: self.desired,
+                target: &self.target,
+                timeout: self.timeouts.test,
+            },
             ctx,
             reporter,
             None,
@@ -348,118 +355,4 @@ impl Run<'_> {
             ctx.cancel,
         )
     }
-}
-
-/// Runs every probe at once; all must pass.
-pub fn smoke(
-    world: &World,
-    state: &State,
-    probes: &[crate::world::Probe],
-    timeout: Duration,
-    ctx: &StepCtx,
-    reporter: &crate::output::Reporter,
-    junit: Option<&std::path::Path>,
-) -> Result<()> {
-    let credentials = state.credentials()?;
-    let token = crate::probe::token();
-    let (credentials, token) = (&credentials, &token);
-    let results: Vec<(String, Duration, Result<()>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = probes
-            .iter()
-            .map(|p| {
-                s.spawn(move || {
-                    let t = Instant::now();
-                    let password = match p.check {
-                        crate::world::Check::Postgres { .. } => Some(credentials.postgres_password.as_str()),
-                        _ => None,
-                    };
-                    let r = world.prober.probe(p, password, token, timeout, ctx.cancel);
-                    (format!("{} {}:{}", p.name, p.host, p.port), t.elapsed(), r)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    (
-                        String::from("probe"),
-                        Duration::ZERO,
-                        Err(Error::failed("a probe panicked", "")),
-                    )
-                })
-            })
-            .collect()
-    });
-    let mut failures = Vec::new();
-    let mut table = vec!["   check                        result  time    reason".to_string()];
-    for (what, took, r) in &results {
-        if let Err(Error::Interrupted(s)) = r {
-            return Err(Error::Interrupted(*s));
-        }
-        let reason = r.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
-        let first_line = reason.lines().next().unwrap_or("");
-        table.push(format!(
-            "   {what:<28} {:<7} {:<7} {first_line}",
-            if r.is_ok() { "ok" } else { "FAILED" },
-            seconds(*took)
-        ));
-        if r.is_err() {
-            failures.push(format!("{what}: {reason}"));
-        }
-        reporter.json(serde_json::json!({"event": "check", "check": what, "result": if r.is_ok() {"ok"} else {"failed"}, "elapsed_ms": took.as_millis() as u64, "reason": r.as_ref().err().map(|e| e.to_string())}));
-    }
-    for line in &table {
-        reporter.info(line);
-    }
-    if let Some(path) = junit {
-        write_junit(path, &results)?;
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            format!("smoke tests failed:\n  {}", failures.join("\n  ")),
-            "`devenv status` shows which component is not ready",
-        ))
-    }
-}
-
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A JUnit report of the smoke checks, for CI systems that show test results.
-pub fn write_junit(path: &std::path::Path, results: &[(String, Duration, Result<()>)]) -> Result<()> {
-    let failures = results.iter().filter(|r| r.2.is_err()).count();
-    let total: f64 = results.iter().map(|r| r.1.as_secs_f64()).sum();
-    let mut x = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"devenv smoke\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
-        results.len()
-    );
-    for (what, took, r) in results {
-        x.push_str(&format!(
-            "  <testcase classname=\"devenv.smoke\" name=\"{}\" time=\"{:.3}\"",
-            xml(what),
-            took.as_secs_f64()
-        ));
-        match r {
-            Ok(()) => x.push_str("/>\n"),
-            Err(e) => x.push_str(&format!(
-                ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
-                xml(e.to_string().lines().next().unwrap_or("")),
-                xml(&e.to_string())
-            )),
-        }
-    }
-    x.push_str("</testsuite>\n");
-    std::fs::write(path, x).map_err(|e| {
-        Error::failed(
-            format!("cannot write the JUnit report {}: {e}", path.display()),
-            "check the path given to --junit",
-        )
-    })
 }

@@ -14,6 +14,19 @@ pub struct VersionsFile {
     pub tools: Tools,
     pub kubernetes: Kubernetes,
     pub components: Components,
+    /// Optional in a user's file: the built-in pins apply when it is left out.
+    #[serde(default)]
+    pub smoke: Option<SmokeImages>,
+}
+
+/// The images of the smoke tests.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SmokeImages {
+    /// The echo backend behind the run's Ingress: answers the run's token.
+    pub echo_image: Spanned<String>,
+    /// The in-cluster check's image: needs `sh`, `nslookup` and `nc` (busybox).
+    pub probe_image: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +114,8 @@ pub struct Versions {
     pub traefik: Chart,
     pub postgresql: Chart,
     pub redis: Chart,
+    pub echo_image: String,
+    pub probe_image: String,
 }
 
 impl VersionsFile {
@@ -162,7 +177,24 @@ impl VersionsFile {
             )
         })?;
         let c = &self.components;
+        let (echo_image, probe_image) = match &self.smoke {
+            Some(sm) => {
+                for (field, v) in [("echoImage", &sm.echo_image), ("probeImage", &sm.probe_image)] {
+                    names::pinned_image(&v.value).map_err(|m| {
+                        Error::config(
+                            at(file, v),
+                            format!("smoke.{field}: {m}"),
+                            "pin an exact tag, for example docker.io/library/busybox:1.37.0",
+                        )
+                    })?;
+                }
+                (sm.echo_image.value.clone(), sm.probe_image.value.clone())
+            }
+            None => builtin_smoke_images(),
+        };
         Ok(Versions {
+            echo_image,
+            probe_image,
             tools: [
                 ("kind", tool("kind", &self.tools.kind)?),
                 ("helm", tool("helm", &self.tools.helm)?),
@@ -180,6 +212,18 @@ impl VersionsFile {
             redis: chart_pin(file, "components.redis", &c.redis)?,
         })
     }
+}
+
+/// The smoke images pinned in the built-in versions.yaml.
+fn builtin_smoke_images() -> (String, String) {
+    let text = super::default_text("versions.yaml").unwrap_or_default();
+    let find = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .expect("the built-in versions.yaml pins the smoke images")
+    };
+    (find("echoImage:"), find("probeImage:"))
 }
 
 pub fn is_local_chart(chart: &str) -> bool {

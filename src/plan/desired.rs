@@ -41,6 +41,10 @@ pub struct Desired {
     pub images: Vec<String>,
     pub smoke: bool,
     pub probes: Vec<Probe>,
+    /// Services the in-cluster check resolves by cluster DNS and connects to.
+    pub in_cluster: Vec<(String, u16)>,
+    pub echo_image: String,
+    pub probe_image: String,
     /// Digest of everything the smoke tests depend on.
     pub smoke_digest: String,
 }
@@ -250,7 +254,15 @@ impl Desired {
                 });
             }
         }
-        let mut smoke_parts: Vec<&str> = vec![&cluster_digest];
+        let in_cluster = components
+            .iter()
+            .filter_map(|c| match c.name.as_str() {
+                "postgresql" => Some((format!("postgresql.{}.svc.cluster.local", c.namespace), 5432)),
+                "redis" => Some((format!("redis.{}.svc.cluster.local", c.namespace), 6379)),
+                _ => None,
+            })
+            .collect();
+        let mut smoke_parts: Vec<&str> = vec![&cluster_digest, &v.echo_image, &v.probe_image];
         smoke_parts.extend(components.iter().map(|c| c.digest.as_str()));
         let smoke_digest = digest(&smoke_parts);
         Ok(Desired {
@@ -262,6 +274,9 @@ impl Desired {
             images: p.images.clone(),
             smoke: !sel.no_test,
             probes,
+            in_cluster,
+            echo_image: v.echo_image.clone(),
+            probe_image: v.probe_image.clone(),
             smoke_digest,
         })
     }

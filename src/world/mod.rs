@@ -107,7 +107,7 @@ pub struct InstallSpec {
 pub trait Helm: Send + Sync {
     /// All releases in every namespace, in one call.
     fn list(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Vec<ReleaseInfo>>;
-    /// `helm upgrade --install`, waiting for readiness and rolling back on failure.
+    /// `helm upgrade --install`, waiting for the chart's hooks (readiness is `Kube::wait_release_ready`).
     fn upgrade_install(&self, target: &KubeTarget, spec: &InstallSpec, cancel: &Cancel) -> Result<()>;
     fn uninstall(&self, target: &KubeTarget, release: &str, namespace: &str, cancel: &Cancel) -> Result<()>;
     /// Clears a release stuck in `pending-*` by an interrupted run.
@@ -138,12 +138,79 @@ pub trait Kube: Send + Sync {
     fn server_version(&self, target: &KubeTarget, cancel: &Cancel) -> Result<String>;
     /// Removes the whole record (when devenv leaves a cluster it did not create).
     fn delete_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()>;
+    /// Waits until every Deployment, StatefulSet, DaemonSet and Job of a helm release is ready
+    /// (found by `app.kubernetes.io/instance=<release>`), or fails after `timeout` saying why:
+    /// the pods, their waiting reasons, scheduling failures, the last log lines, Warning events.
+    fn wait_release_ready(
+        &self,
+        target: &KubeTarget,
+        release: &str,
+        namespace: &str,
+        timeout: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<()>;
+    /// Creates the run's smoke namespace, labelled for the sweep and annotated with its owner.
+    fn create_smoke_namespace(&self, target: &KubeTarget, spec: &SmokeSpec, cancel: &Cancel) -> Result<()>;
+    /// In the smoke namespace: an echo backend answering the run's token, its Service and an
+    /// Ingress for `spec.host`; waits until the backend is ready. Retries the Ingress while an
+    /// ingress controller's admission webhook is not answering yet.
+    fn smoke_echo(
+        &self,
+        target: &KubeTarget,
+        spec: &SmokeSpec,
+        timeout: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<()>;
+    /// Runs a Job in the smoke namespace that resolves each `host:port` by cluster DNS and
+    /// connects to it; fails with the pod's reason and last lines when it does not complete.
+    fn smoke_job(
+        &self,
+        target: &KubeTarget,
+        spec: &SmokeSpec,
+        targets: &[(String, u16)],
+        timeout: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<()>;
+    /// Smoke namespaces of environment `env` (by label), to sweep leftovers of killed runs.
+    fn smoke_namespaces(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Vec<SmokeNamespace>>;
+    /// Deletes a namespace devenv created (absent is fine).
+    fn delete_namespace(&self, target: &KubeTarget, name: &str, cancel: &Cancel) -> Result<()>;
 }
+
+/// One run's smoke objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeSpec {
+    pub env: String,
+    /// `devenv-smoke-<token>`: unique to the run.
+    pub namespace: String,
+    pub token: String,
+    /// The Ingress rule's host, which the HTTP probe sends as its Host header.
+    pub host: String,
+    pub echo_image: String,
+    pub probe_image: String,
+    /// `<hostname>/<pid>` of the devenv process that owns the namespace.
+    pub owner: String,
+}
+
+/// A smoke namespace found in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeNamespace {
+    pub name: String,
+    pub owner: String,
+    /// Unix seconds when it was created.
+    pub created: u64,
+}
+
+/// The labels and annotations of smoke namespaces.
+pub const SMOKE_LABEL: &str = "devenv.dev/smoke";
+pub const SMOKE_OWNER: &str = "devenv.dev/owner";
+pub const SMOKE_CREATED: &str = "devenv.dev/created";
 
 /// What a smoke probe checks, in the service's own protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
-    /// Any HTTP answer through the ingress, to a request with this Host header.
+    /// Through the ingress, a request with the run's Host header must reach the run's echo
+    /// backend: status 200 and the run's token in the body.
     Http { host_header: String },
     /// Log in, write, read back and delete a row.
     Postgres { user: String, database: String },

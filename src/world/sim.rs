@@ -24,6 +24,30 @@ pub struct SimCluster {
     pub applied: BTreeMap<String, String>,
     /// The node image and config it was created with.
     pub node_image: String,
+    /// Namespaces devenv's smoke tests created, by name.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, SimNamespace>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SimNamespace {
+    pub env: String,
+    pub owner: String,
+    pub created: u64,
+    /// The echo backend and its Ingress exist.
+    pub echo: bool,
+}
+
+/// A pod that cannot get ready, as the simulated cluster reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PodProblem {
+    /// The container's waiting reason: ImagePullBackOff, CrashLoopBackOff, …; or Unschedulable.
+    pub reason: String,
+    pub message: String,
+    pub image: String,
+    /// Last log lines, for a crashing container.
+    #[serde(default)]
+    pub log: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +90,9 @@ pub struct SimState {
     pub bytes_per_ms: Option<u64>,
     #[serde(default)]
     pub host: SimHost,
+    /// Release (or `echo`, `dns` for the smoke objects) -> why its pod does not get ready.
+    #[serde(default)]
+    pub pod_problems: BTreeMap<String, PodProblem>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -188,6 +215,47 @@ impl SimWorld {
             })
         })
         .expect("world");
+    }
+
+    /// Makes the pods of `release` fail to get ready the way `problem` says.
+    pub fn break_pods(&self, release: &str, problem: PodProblem) {
+        self.with(|s| s.pod_problems.insert(release.to_string(), problem))
+            .expect("world");
+    }
+
+    /// The objects the real API would show for a release whose pod has `p`.
+    fn stuck_snapshot(release: &str, namespace: &str, p: &PodProblem) -> crate::readiness::Snapshot {
+        let pod = format!("{release}-0");
+        let status = if p.reason == "Unschedulable" {
+            serde_json::json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": p.message}]})
+        } else {
+            serde_json::json!({"phase": if p.reason == "CrashLoopBackOff" {"Running"} else {"Pending"},
+                "containerStatuses": [{"name": release, "image": p.image, "imageID": "", "ready": false, "restartCount": 3,
+                    "state": {"waiting": {"reason": p.reason, "message": p.message}}}]})
+        };
+        fn v<T: serde::de::DeserializeOwned>(j: serde_json::Value) -> T {
+            serde_json::from_value(j).expect("valid simulated object")
+        }
+        let mut logs = BTreeMap::new();
+        if !p.log.is_empty() {
+            logs.insert(format!("{pod}/{release}"), p.log.clone());
+        }
+        crate::readiness::Snapshot {
+            statefulsets: vec![v(serde_json::json!({
+                "metadata": {"name": release, "namespace": namespace, "generation": 1},
+                "spec": {"replicas": 1, "selector": {}, "serviceName": release, "template": {}},
+                "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 0}}))],
+            pods: vec![v(serde_json::json!({
+                "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"containers": [{"name": release, "image": p.image}]},
+                "status": status}))],
+            events: vec![v(serde_json::json!({
+                "metadata": {"name": format!("{pod}.1")}, "type": "Warning",
+                "reason": if p.reason.contains("ImagePull") {"Failed"} else if p.reason == "Unschedulable" {"FailedScheduling"} else {"BackOff"},
+                "message": p.message, "involvedObject": {"kind": "Pod", "name": pod}}))],
+            logs,
+            ..Default::default()
+        }
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -629,6 +697,142 @@ impl Kube for SimWorld {
         )
     }
 
+    fn wait_release_ready(
+        &self,
+        target: &KubeTarget,
+        release: &str,
+        namespace: &str,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.wait_ready("kube.wait_release", &c, release, namespace, timeout, cancel)
+    }
+
+    fn create_smoke_namespace(&self, target: &KubeTarget, spec: &SmokeSpec, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.op(
+            "kube.create_namespace",
+            &spec.namespace,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                let cl = Self::cluster_mut(s, &c)?;
+                if cl.namespaces.contains_key(&spec.namespace) {
+                    return Err(Error::failed(
+                        format!("namespaces \"{}\" already exists (simulated)", spec.namespace),
+                        "",
+                    ));
+                }
+                cl.namespaces.insert(
+                    spec.namespace.clone(),
+                    SimNamespace {
+                        env: spec.env.clone(),
+                        owner: spec.owner.clone(),
+                        created,
+                        echo: false,
+                    },
+                );
+                Ok(())
+            },
+        )
+    }
+
+    fn smoke_echo(&self, target: &KubeTarget, spec: &SmokeSpec, timeout: Duration, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.smoke_echo",
+            &spec.namespace,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                let ns = Self::cluster_mut(s, &c)?
+                    .namespaces
+                    .get_mut(&spec.namespace)
+                    .ok_or_else(|| {
+                        Error::failed(format!("namespaces \"{}\" not found (simulated)", spec.namespace), "")
+                    })?;
+                ns.echo = true;
+                Ok(())
+            },
+        )?;
+        self.wait_ready("kube.wait_echo", &c, "echo", &spec.namespace, timeout, cancel)
+    }
+
+    fn smoke_job(
+        &self,
+        target: &KubeTarget,
+        spec: &SmokeSpec,
+        targets: &[(String, u16)],
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op("kube.smoke_job", &spec.namespace, true, cancel, |_| {}, |s| {
+            let cl = Self::cluster_mut(s, &c)?;
+            if !cl.namespaces.contains_key(&spec.namespace) {
+                return Err(Error::failed(format!("namespaces \"{}\" not found (simulated)", spec.namespace), ""));
+            }
+            for (host, port) in targets {
+                let service = host.split('.').next().unwrap_or("");
+                if !cl.releases.iter().any(|r| r.name == service && r.status == "deployed") {
+                    return Err(Error::failed(
+                        format!("the in-cluster DNS check (namespace {}) failed:\n  container connect-{service}: nc: {host}:{port}: bad address (simulated)", spec.namespace),
+                        "the service does not resolve: is its release installed? `devenv status`",
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        self.wait_ready("kube.wait_job", &c, "dns", &spec.namespace, timeout, cancel)
+    }
+
+    fn smoke_namespaces(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Vec<SmokeNamespace>> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.list_namespaces",
+            &c,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                Ok(Self::cluster_mut(s, &c)?
+                    .namespaces
+                    .iter()
+                    .filter(|(_, n)| n.env == env)
+                    .map(|(name, n)| SmokeNamespace {
+                        name: name.clone(),
+                        owner: n.owner.clone(),
+                        created: n.created,
+                    })
+                    .collect())
+            },
+        )
+    }
+
+    fn delete_namespace(&self, target: &KubeTarget, name: &str, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.delete_namespace",
+            name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                if let Some(cl) = s.clusters.get_mut(&c) {
+                    cl.namespaces.remove(name);
+                }
+                Ok(())
+            },
+        )
+    }
+
     fn set_applied(
         &self,
         target: &KubeTarget,
@@ -656,12 +860,39 @@ impl Kube for SimWorld {
     }
 }
 
+impl SimWorld {
+    /// Readiness as the simulated cluster has it: a broken pod waits out the timeout, then explains.
+    fn wait_ready(&self, op: &str, c: &str, what: &str, ns: &str, timeout: Duration, cancel: &Cancel) -> Result<()> {
+        let problem = self.op(
+            op,
+            what,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                Self::cluster_mut(s, c)?;
+                Ok(s.pod_problems.get(what).cloned())
+            },
+        )?;
+        let Some(p) = problem else { return Ok(()) };
+        if !cancel.sleep(timeout) {
+            return Err(cancel.error());
+        }
+        Err(crate::readiness::not_ready_error(
+            what,
+            ns,
+            timeout,
+            &Self::stuck_snapshot(what, ns, &p),
+        ))
+    }
+}
+
 impl Prober for SimWorld {
     fn probe(
         &self,
         probe: &Probe,
         _password: Option<&str>,
-        _token: &str,
+        token: &str,
         _timeout: Duration,
         cancel: &Cancel,
     ) -> Result<()> {
@@ -673,8 +904,11 @@ impl Prober for SimWorld {
             cancel,
             |_| {},
             |s| {
+                // Through the ingress, only the run's own echo backend answers the run's token.
+                let echo = format!("devenv-smoke-{token}");
                 let serving = s.clusters.values().any(|c| {
                     c.nodes.iter().all(|n| n.running)
+                        && (probe.name != "http" || c.namespaces.get(&echo).is_some_and(|n| n.echo))
                         && c.releases.iter().any(|r| {
                             r.status == "deployed"
                                 && match probe.name.as_str() {
