@@ -36,6 +36,11 @@ impl State {
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_err(&self.dir, e))
     }
 
+    /// The persistent data directory, mounted into every kind node (kept by `down`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
     }

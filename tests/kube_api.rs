@@ -451,3 +451,50 @@ fn real_kubectl_reads_what_devenv_wrote_and_lists_the_pods() {
     assert_eq!(cm["data"]["cluster"], "abc123");
     assert_eq!(cm["kind"], "ConfigMap");
 }
+
+#[test]
+fn the_data_volume_is_a_retained_host_path_volume_pre_bound_to_its_claim_and_made_once() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let f = fixture("kapi-volume");
+    let v = devenv::world::VolumeSpec {
+        component: "postgresql".into(),
+        name: "devenv-dev-postgresql".into(),
+        namespace: "devenv-data".into(),
+        claim: "postgresql-data".into(),
+        node_path: "/devenv-data/postgresql".into(),
+        size: "1Gi".into(),
+    };
+    KubeApi.ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
+    // A second up finds them and changes nothing.
+    KubeApi.ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
+    // What the server holds reads back as the Kubernetes API types.
+    let pv: PersistentVolume =
+        serde_json::from_value(f.server.get("persistentvolumes", "", "devenv-dev-postgresql").unwrap()).unwrap();
+    let spec = pv.spec.unwrap();
+    let host = spec.host_path.unwrap();
+    assert_eq!(
+        (host.path.as_str(), host.type_.as_deref()),
+        ("/devenv-data/postgresql", Some("DirectoryOrCreate"))
+    );
+    assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
+    assert_eq!(spec.storage_class_name.as_deref(), Some("devenv-data"));
+    let claim_ref = spec.claim_ref.unwrap();
+    assert_eq!(
+        (claim_ref.namespace.as_deref(), claim_ref.name.as_deref()),
+        (Some("devenv-data"), Some("postgresql-data"))
+    );
+    let pvc: PersistentVolumeClaim = serde_json::from_value(
+        f.server
+            .get("persistentvolumeclaims", "devenv-data", "postgresql-data")
+            .unwrap(),
+    )
+    .unwrap();
+    let pspec = pvc.spec.unwrap();
+    assert_eq!(pspec.volume_name.as_deref(), Some("devenv-dev-postgresql"));
+    assert_eq!(pspec.storage_class_name.as_deref(), Some("devenv-data"));
+    let creates = f.server.requests().iter().filter(|r| r.starts_with("POST")).count();
+    assert_eq!(
+        creates, 6,
+        "three creates per call; the second call's were answered 409 AlreadyExists"
+    );
+}

@@ -349,17 +349,71 @@ fn sim_a_record_written_by_a_newer_devenv_is_left_alone() {
     assert_eq!(lab.mutations().len(), before, "something was changed");
 }
 
+/// PostgreSQL's rows in the simulated world live where a real database's would: in the data
+/// directory on this machine when persistent data is on (the default), else in the cluster.
 #[test]
-fn sim_recreate_asks_before_deleting_data() {
-    let lab = Lab::new("confirm");
+fn sim_without_persistent_data_a_row_is_lost_only_after_devenv_said_so_and_was_confirmed() {
+    let lab = Lab::new("data-lost");
+    lab.project
+        .write("devenv.yaml", "postgresql:\n  enabled: true\n  persistentData: false\n");
     assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    lab.world.db_write("devenv", "row-written-before-recreate");
     let out = lab.run(&["up", "--recreate"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr.contains("deletes cluster `devenv` and all its data"),
+        out.stderr
+            .contains("--recreate deletes cluster `devenv` and all its data (PostgreSQL, Redis"),
         "{out:?}"
     );
     assert!(!lab.mutations().iter().any(|m| m.starts_with("cluster.delete")));
+    assert_eq!(
+        lab.world.db_rows("devenv"),
+        ["row-written-before-recreate"],
+        "not confirmed: kept"
+    );
     assert_eq!(lab.run(&["up", "--recreate", "--yes", "--no-test"]).code, 0);
     assert!(lab.mutations().iter().any(|m| m.starts_with("cluster.delete")));
+    assert!(
+        lab.world.db_rows("devenv").is_empty(),
+        "confirmed: gone, as devenv said"
+    );
+}
+
+#[test]
+fn sim_with_persistent_data_a_row_survives_recreate_and_down_up_until_purge() {
+    let lab = Lab::new("data-kept");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    // Every node mounts the data directory; PostgreSQL's claim is bound to a volume inside it.
+    let data = lab.state.path().join("devenv/data");
+    let cluster = &lab.world.state().clusters["devenv"];
+    assert_eq!(
+        cluster.mounts,
+        [(data.display().to_string(), "/devenv-data".to_string())]
+    );
+    assert_eq!(
+        cluster.volumes["devenv-data/postgresql-data"],
+        "/devenv-data/postgresql"
+    );
+    lab.world.db_write("devenv", "row-1");
+    let out = lab.run(&["up", "--recreate"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "except PostgreSQL's data, which is kept in {}",
+            data.display()
+        )),
+        "{out:?}"
+    );
+    assert_eq!(lab.run(&["up", "--recreate", "--yes", "--no-test"]).code, 0);
+    assert_eq!(lab.world.db_rows("devenv"), ["row-1"], "survived --recreate");
+    let down = lab.run(&["down"]);
+    assert_eq!(down.code, 0, "{down:?}");
+    assert!(down.stderr.contains("kept PostgreSQL's data in"), "{down:?}");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    assert_eq!(lab.world.db_rows("devenv"), ["row-1"], "survived down + up");
+    let purge = lab.run(&["down", "--purge"]);
+    assert!(purge.stderr.contains("with the persistent data in it"), "{purge:?}");
+    assert!(!data.exists());
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    assert!(lab.world.db_rows("devenv").is_empty(), "--purge deleted it");
 }

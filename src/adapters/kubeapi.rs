@@ -8,11 +8,16 @@
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
 use crate::readiness::{self, Snapshot, Verdict};
-use crate::world::{Applied, Kube, KubeTarget, SMOKE_CREATED, SMOKE_LABEL, SMOKE_OWNER, SmokeNamespace, SmokeSpec};
+use crate::world::{
+    Applied, DATA_STORAGE_CLASS, Kube, KubeTarget, SMOKE_CREATED, SMOKE_LABEL, SMOKE_OWNER, SmokeNamespace, SmokeSpec,
+    VolumeSpec,
+};
 use futures_util::future::{Either, select, try_join5};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -262,6 +267,36 @@ pub fn smoke_objects(s: &SmokeSpec) -> (Namespace, Deployment, Service, Ingress)
         }]}}]},
     }));
     (ns, deployment, service, ingress)
+}
+
+/// A hostPath volume on the node path where the data directory is mounted, pre-bound to its
+/// claim (`claimRef` + `volumeName`, a storage class with no provisioner), kept when released.
+pub fn volume_objects(v: &VolumeSpec) -> (Namespace, PersistentVolume, PersistentVolumeClaim) {
+    let labels =
+        serde_json::json!({"app.kubernetes.io/managed-by": "devenv", "app.kubernetes.io/component": v.component});
+    let ns = parse(serde_json::json!({"metadata": {"name": v.namespace}}));
+    let pv = parse(serde_json::json!({
+        "metadata": {"name": v.name, "labels": labels},
+        "spec": {
+            "capacity": {"storage": v.size},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": DATA_STORAGE_CLASS,
+            "volumeMode": "Filesystem",
+            "hostPath": {"path": v.node_path, "type": "DirectoryOrCreate"},
+            "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": v.namespace, "name": v.claim},
+        },
+    }));
+    let pvc = parse(serde_json::json!({
+        "metadata": {"name": v.claim, "namespace": v.namespace, "labels": labels},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": DATA_STORAGE_CLASS,
+            "volumeName": v.name,
+            "resources": {"requests": {"storage": v.size}},
+        },
+    }));
+    (ns, pv, pvc)
 }
 
 /// The in-cluster check: one container per service, each resolving its name by cluster DNS and
@@ -536,6 +571,35 @@ impl Kube for KubeApi {
                     }
                 })
                 .collect())
+        })
+    }
+
+    fn ensure_volume(&self, t: &KubeTarget, v: &VolumeSpec, cancel: &Cancel) -> Result<()> {
+        block(t, cancel, |client| async move {
+            let (ns, pv, pvc) = volume_objects(v);
+            let pp = PostParams::default();
+            let exists = |r: std::result::Result<(), kube::Error>, what: &str| match r {
+                Err(e) if code(&e) != Some(409) => Err(api(&format!("creating {what}"), t)(e)),
+                _ => Ok(()),
+            };
+            exists(
+                Api::<Namespace>::all(client.clone()).create(&pp, &ns).await.map(|_| ()),
+                &format!("namespace {}", v.namespace),
+            )?;
+            exists(
+                Api::<PersistentVolume>::all(client.clone())
+                    .create(&pp, &pv)
+                    .await
+                    .map(|_| ()),
+                &format!("PersistentVolume {}", v.name),
+            )?;
+            exists(
+                Api::<PersistentVolumeClaim>::namespaced(client, &v.namespace)
+                    .create(&pp, &pvc)
+                    .await
+                    .map(|_| ()),
+                &format!("PersistentVolumeClaim {}/{}", v.namespace, v.claim),
+            )
         })
     }
 

@@ -54,8 +54,13 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
         std::fs::remove_dir_all(&state.dir)
             .map_err(|e| Error::failed(format!("cannot remove {}: {e}", state.dir.display()), ""))?;
         app.reporter.info(&format!(
-            "removed devenv's state for `{name}` ({})",
+            "removed devenv's state for `{name}` ({}), with the persistent data in it",
             state.dir.display()
+        ));
+    } else if state.data_dir().is_dir() {
+        app.reporter.info(&format!(
+            "kept PostgreSQL's data in {}: the next `devenv up` finds it again (`devenv down --purge` deletes it)",
+            state.data_dir().display()
         ));
     }
     let result = if removed { "removed" } else { "unchanged" };

@@ -90,7 +90,8 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
     if let Some(s) = p.steps.iter().find(|s| s.kind == Kind::Recreate)
         && !args.yes
     {
-        confirm_recreate(app, &desired.name, &s.reason)?;
+        let kept = desired.persistent_data.then(|| state.data_dir());
+        confirm_recreate(app, &desired.name, &s.reason, kept.as_deref())?;
     }
     retired_notice(app, &state, &p);
     let run = Run {
@@ -139,8 +140,14 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
 }
 
 /// Recreating deletes the cluster with every database in it: ask on a terminal, else require --yes.
-fn confirm_recreate(app: &App, name: &str, reason: &str) -> Result<()> {
-    let what = format!("--recreate deletes cluster `{name}` and all its data (PostgreSQL, Redis, everything in it)");
+fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path::Path>) -> Result<()> {
+    let what = match kept {
+        Some(dir) => format!(
+            "--recreate deletes cluster `{name}` and everything in it except PostgreSQL's data, which is kept in {} (Redis's data is lost)",
+            dir.display()
+        ),
+        None => format!("--recreate deletes cluster `{name}` and all its data (PostgreSQL, Redis, everything in it)"),
+    };
     let Some(stdin) = &app.confirm else {
         return Err(Error::usage(
             format!("{what}; nothing was changed"),
@@ -232,9 +239,24 @@ impl Run<'_> {
     /// Ready and devenv has recorded how it was built. Until then the ledger deletes it again, so
     /// that the next `up` never adopts a cluster devenv cannot compare with the files.
     fn create_cluster(&self, ctx: &StepCtx) -> Result<()> {
-        let config_path = self
-            .state
-            .write_private("kind-config.yaml", &self.config.kind_config_text)?;
+        let kind_config = if self.desired.persistent_data {
+            // The data directory outlives the cluster: `down` keeps it, `down --purge` removes it.
+            // Its own mode lets the database's user in the node write; the state dir above it
+            // (0700) keeps other users of this machine out.
+            let dir = self.state.data_dir();
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)))
+                .map_err(|e| {
+                    Error::failed(
+                        format!("cannot create the data directory {}: {e}", dir.display()),
+                        "check the permissions of devenv's state directory (DEVENV_STATE_DIR)",
+                    )
+                })?;
+            crate::config::kind::with_data_mount(&self.config.kind_config_text, &dir)?
+        } else {
+            self.config.kind_config_text.clone()
+        };
+        let config_path = self.state.write_private("kind-config.yaml", &kind_config)?;
         let spec = ClusterSpec {
             name: self.desired.name.clone(),
             node_image: self.config.versions.kind_node_image.clone(),
@@ -292,6 +314,9 @@ impl Run<'_> {
                 self.state
                     .write_private(&format!("values/{}.devenv.yaml", c.name), &generated)?,
             );
+        }
+        for v in self.desired.volumes.iter().filter(|v| v.component == c.name) {
+            self.world.kube.ensure_volume(&self.target, v, ctx.cancel)?;
         }
         let spec = InstallSpec {
             release: c.name.clone(),

@@ -268,3 +268,69 @@ impl KindConfig {
         Ok(summary)
     }
 }
+
+/// Where every node sees the persistent data directory.
+pub const DATA_MOUNT: &str = "/devenv-data";
+
+/// The kind config devenv hands to kind: the user's, with `host_dir` mounted at [`DATA_MOUNT`] in
+/// every node (extraMounts are fixed at creation). Written as JSON, which kind reads as YAML.
+pub fn with_data_mount(text: &str, host_dir: &std::path::Path) -> Result<String> {
+    let mut v: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+        Error::failed(
+            format!("{FILE}: cannot add the data mount: {e}"),
+            "check the file with `devenv plan`",
+        )
+    })?;
+    let mount = serde_json::json!({"hostPath": host_dir.display().to_string(), "containerPath": DATA_MOUNT});
+    if v.get("nodes").and_then(|n| n.as_array()).is_none_or(|n| n.is_empty()) {
+        v["nodes"] = serde_json::json!([{"role": "control-plane"}]);
+    }
+    for node in v["nodes"].as_array_mut().into_iter().flatten() {
+        let mounts = node
+            .as_object_mut()
+            .map(|n| n.entry("extraMounts").or_insert_with(|| serde_json::json!([])));
+        if let Some(serde_json::Value::Array(m)) = mounts {
+            m.retain(|x| x["containerPath"] != DATA_MOUNT);
+            m.push(mount.clone());
+        }
+    }
+    Ok(serde_json::to_string_pretty(&v).expect("JSON serializes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_mount_is_added_to_every_node_and_the_result_is_still_valid_v1alpha4() {
+        let text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n# a comment\nnodes:\n  - role: control-plane\n    extraPortMappings:\n      - containerPort: 30080\n        hostPort: 80\n  - role: worker\n    extraMounts:\n      - hostPath: /src\n        containerPath: /src\n";
+        let out = with_data_mount(text, std::path::Path::new("/home/dev/.local/state/devenv/dev/data")).unwrap();
+        // kind's own schema, as devenv checks it, accepts the result.
+        let parsed = crate::config::yaml::parse::<KindConfig>("generated", &out).unwrap();
+        parsed.validate("generated", "dev").unwrap();
+        let nodes = parsed.nodes.unwrap().value;
+        assert_eq!(nodes.len(), 2);
+        for n in &nodes {
+            let m = n.extra_mounts.as_ref().unwrap();
+            let data: Vec<&Mount> = m.iter().filter(|m| m.container_path == DATA_MOUNT).collect();
+            assert_eq!(data.len(), 1);
+            assert_eq!(data[0].host_path, "/home/dev/.local/state/devenv/dev/data");
+        }
+        assert_eq!(
+            nodes[1].extra_mounts.as_ref().unwrap()[0].host_path,
+            "/src",
+            "the user's mounts stay"
+        );
+        assert!(out.contains("\"hostPort\": 80"));
+        // A config with no nodes gets kind's default single control-plane node, with the mount.
+        let bare = with_data_mount(
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n",
+            std::path::Path::new("/d"),
+        )
+        .unwrap();
+        assert!(bare.contains("\"role\": \"control-plane\"") && bare.contains("\"containerPath\": \"/devenv-data\""));
+        // Applying it twice does not mount twice.
+        let twice = with_data_mount(&out, std::path::Path::new("/home/dev/.local/state/devenv/dev/data")).unwrap();
+        assert_eq!(twice.matches("/devenv-data").count(), 2);
+    }
+}

@@ -48,7 +48,7 @@ pub struct ProjectFile {
     #[serde(default)]
     pub node_ports: NodePortsFile,
     #[serde(default)]
-    pub postgresql: Toggle,
+    pub postgresql: PostgresFile,
     #[serde(default)]
     pub redis: Toggle,
     #[serde(default)]
@@ -112,6 +112,30 @@ pub struct Toggle {
 impl Default for Toggle {
     fn default() -> Self {
         Toggle { enabled: true }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PostgresFile {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// kind: keep PostgreSQL's data in a directory on this machine, mounted into the nodes, so
+    /// that it survives `down` + `up` and `up --recreate`.
+    #[serde(default = "yes")]
+    pub persistent_data: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PostgresFile {
+    fn default() -> Self {
+        PostgresFile {
+            enabled: true,
+            persistent_data: true,
+        }
     }
 }
 
@@ -180,6 +204,8 @@ pub struct Project {
     pub ingress: Ingress,
     pub node_ports: NodePorts,
     pub postgresql: bool,
+    /// PostgreSQL's data lives in the state directory's `data/`, mounted into every kind node.
+    pub persistent_data: bool,
     pub redis: bool,
     pub images: Vec<String>,
     pub releases: Vec<Release>,
@@ -342,6 +368,7 @@ impl ProjectFile {
             ingress: self.ingress.unwrap_or(Ingress::IngressNginx),
             node_ports,
             postgresql: self.postgresql.enabled,
+            persistent_data: self.postgresql.persistent_data,
             redis: self.redis.enabled,
             images,
             releases,

@@ -45,6 +45,9 @@ pub struct Desired {
     pub in_cluster: Vec<(String, u16)>,
     pub echo_image: String,
     pub probe_image: String,
+    /// kind: PostgreSQL's data directory on this machine is mounted into every node.
+    pub persistent_data: bool,
+    pub volumes: Vec<crate::world::VolumeSpec>,
     /// Digest of everything the smoke tests depend on.
     pub smoke_digest: String,
 }
@@ -137,6 +140,8 @@ impl Desired {
             }
         }
         let data_ns = "devenv-data";
+        let persistent_data = p.driver == Driver::Kind && p.postgresql && p.persistent_data;
+        let mut volumes = Vec::new();
         if p.postgresql {
             let mut pg = component(
                 config,
@@ -149,6 +154,20 @@ impl Desired {
                 ),
                 vec![],
             );
+            if persistent_data {
+                // groundhog2k/postgres mounts an existing claim instead of its own template.
+                pg.generated
+                    .push_str("storage:\n  persistentVolumeClaimName: postgresql-data\n");
+                pg.digest = digest(&[&pg.digest, &pg.generated]);
+                volumes.push(crate::world::VolumeSpec {
+                    component: "postgresql".into(),
+                    name: format!("devenv-{}-postgresql", p.name),
+                    namespace: data_ns.into(),
+                    claim: "postgresql-data".into(),
+                    node_path: format!("{}/postgresql", crate::config::kind::DATA_MOUNT),
+                    size: "1Gi".into(),
+                });
+            }
             // groundhog2k/postgres: the superuser password.
             pg.secret_values = Some("settings:\n  superuserPassword:\n    value: \"{password}\"\n");
             all.push(pg);
@@ -211,7 +230,16 @@ impl Desired {
             .collect();
 
         let cluster_digest = match p.driver {
-            Driver::Kind => digest(&["kind", &v.kind_node_image, &config.kind_config_text]),
+            Driver::Kind => digest(&[
+                "kind",
+                &v.kind_node_image,
+                &config.kind_config_text,
+                if persistent_data {
+                    crate::config::kind::DATA_MOUNT
+                } else {
+                    ""
+                },
+            ]),
             Driver::Minikube => digest(&["minikube", &v.minikube_kubernetes]),
             Driver::Existing => digest(&["existing"]),
         };
@@ -277,6 +305,8 @@ impl Desired {
             in_cluster,
             echo_image: v.echo_image.clone(),
             probe_image: v.probe_image.clone(),
+            persistent_data,
+            volumes,
             smoke_digest,
         })
     }

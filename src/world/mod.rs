@@ -173,9 +173,30 @@ pub trait Kube: Send + Sync {
     ) -> Result<()>;
     /// Smoke namespaces of environment `env` (by label), to sweep leftovers of killed runs.
     fn smoke_namespaces(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Vec<SmokeNamespace>>;
+    /// Creates (or keeps) a PersistentVolume on a node path and the claim bound to it, so that a
+    /// chart finds its data where the last cluster left it.
+    fn ensure_volume(&self, target: &KubeTarget, volume: &VolumeSpec, cancel: &Cancel) -> Result<()>;
     /// Deletes a namespace devenv created (absent is fine).
     fn delete_namespace(&self, target: &KubeTarget, name: &str, cancel: &Cancel) -> Result<()>;
 }
+
+/// A volume kept on this machine: a hostPath PersistentVolume on the node path that the data
+/// directory is mounted at, pre-bound to one claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The component whose chart uses the claim.
+    pub component: String,
+    /// The PersistentVolume's name (cluster-wide): `devenv-<env>-<component>`.
+    pub name: String,
+    pub namespace: String,
+    pub claim: String,
+    /// In every node, e.g. `/devenv-data/postgresql`.
+    pub node_path: String,
+    pub size: String,
+}
+
+/// The storage class name that binds devenv's volumes to their claims only (no provisioner).
+pub const DATA_STORAGE_CLASS: &str = "devenv-data";
 
 /// One run's smoke objects.
 #[derive(Debug, Clone, PartialEq, Eq)]

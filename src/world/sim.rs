@@ -27,6 +27,15 @@ pub struct SimCluster {
     /// Namespaces devenv's smoke tests created, by name.
     #[serde(default)]
     pub namespaces: BTreeMap<String, SimNamespace>,
+    /// The nodes' extraMounts from the kind config it was created with: (host path, node path).
+    #[serde(default)]
+    pub mounts: Vec<(String, String)>,
+    /// `namespace/claim` -> node path of the hostPath volume bound to it.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, String>,
+    /// PostgreSQL rows kept on the cluster's own storage (gone with the cluster).
+    #[serde(default)]
+    pub db_rows: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -217,6 +226,73 @@ impl SimWorld {
         .expect("world");
     }
 
+    /// The first node's extraMounts in the kind config kind would be given.
+    fn mounts_of(config: &Path) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(config).unwrap_or_default();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
+        v.pointer("/nodes/0/extraMounts")
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some((
+                    m["hostPath"].as_str()?.to_string(),
+                    m["containerPath"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Where PostgreSQL's rows live: a file on this machine when its claim is bound to a volume
+    /// under a mounted directory, else the cluster's own storage.
+    fn db_file(cl: &SimCluster) -> Option<PathBuf> {
+        let node_path = cl.volumes.get("devenv-data/postgresql-data")?;
+        cl.mounts.iter().find_map(|(host, inside)| {
+            node_path
+                .strip_prefix(inside.as_str())
+                .map(|rest| Path::new(host).join(rest.trim_start_matches('/')).join("rows"))
+        })
+    }
+
+    /// A row written into the simulated PostgreSQL of `cluster` (its release must be installed).
+    pub fn db_write(&self, cluster: &str, row: &str) {
+        self.with(|s| {
+            let cl = s.clusters.get_mut(cluster).expect("cluster exists");
+            assert!(
+                cl.releases.iter().any(|r| r.name == "postgresql"),
+                "postgresql is installed"
+            );
+            match Self::db_file(cl) {
+                Some(f) => {
+                    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                    let mut text = std::fs::read_to_string(&f).unwrap_or_default();
+                    text.push_str(&format!("{row}\n"));
+                    std::fs::write(&f, text).unwrap();
+                }
+                None => cl.db_rows.push(row.to_string()),
+            }
+        })
+        .expect("world");
+    }
+
+    /// The rows the simulated PostgreSQL of `cluster` has.
+    pub fn db_rows(&self, cluster: &str) -> Vec<String> {
+        self.with(|s| {
+            let Some(cl) = s.clusters.get(cluster) else {
+                return vec![];
+            };
+            match Self::db_file(cl) {
+                Some(f) => std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(String::from)
+                    .collect(),
+                None => cl.db_rows.clone(),
+            }
+        })
+        .expect("world")
+    }
+
     /// Makes the pods of `release` fail to get ready the way `problem` says.
     pub fn break_pods(&self, release: &str, problem: PodProblem) {
         self.with(|s| s.pod_problems.insert(release.to_string(), problem))
@@ -381,6 +457,7 @@ impl ClusterProvider for SimWorld {
                             running: true,
                         }],
                         node_image: spec.node_image.clone(),
+                        mounts: Self::mounts_of(&spec.config_path),
                         ..Default::default()
                     },
                 );
@@ -812,6 +889,23 @@ impl Kube for SimWorld {
                         created: n.created,
                     })
                     .collect())
+            },
+        )
+    }
+
+    fn ensure_volume(&self, target: &KubeTarget, v: &VolumeSpec, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.ensure_volume",
+            &v.name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                Self::cluster_mut(s, &c)?
+                    .volumes
+                    .insert(format!("{}/{}", v.namespace, v.claim), v.node_path.clone());
+                Ok(())
             },
         )
     }

@@ -2,7 +2,7 @@
 //! for the resources devenv uses (namespaces, nodes, pods and their logs, events, configmaps,
 //! services, deployments, statefulsets, daemonsets, jobs, ingresses). It speaks the real protocol
 //! closely enough for kube-rs and for real `kubectl get` (discovery, server-side Tables), which
-//! tests/kube_api.rs checks. It runs no controllers unless asked: then created Deployments and Jobs
+//! tests/kube_api.rs checks. (Also persistent volumes and their claims.) It runs no controllers unless asked: then created Deployments and Jobs
 //! report themselves ready/complete at once. Everything it serves is made up by the test.
 
 #![allow(dead_code)]
@@ -21,6 +21,8 @@ const RESOURCES: &[(&str, &str, &str, bool)] = &[
     ("api/v1", "events", "Event", true),
     ("api/v1", "configmaps", "ConfigMap", true),
     ("api/v1", "services", "Service", true),
+    ("api/v1", "persistentvolumes", "PersistentVolume", false),
+    ("api/v1", "persistentvolumeclaims", "PersistentVolumeClaim", true),
     ("apis/apps/v1", "deployments", "Deployment", true),
     ("apis/apps/v1", "statefulsets", "StatefulSet", true),
     ("apis/apps/v1", "daemonsets", "DaemonSet", true),
