@@ -17,6 +17,9 @@ const RUNS: usize = 5;
 
 /// Per-operation latency in real-world milliseconds (before scaling), from the published figures:
 /// kind create ~33 s to a working API; ingress ready adds 20-30 s; a cold Postgres about a minute.
+/// `kube.*` calls are in-process API requests (kube-rs) to the local API server: assumed 30 ms
+/// each with a fresh TLS connection. The smoke pods (echo backend, DNS Job) start from images
+/// already in the nodes: assumed 5 s each.
 const LATENCY_MS: &[(&str, u64)] = &[
     ("cluster.create", 33_000),
     ("kube.wait_nodes", 4_000),
@@ -24,13 +27,21 @@ const LATENCY_MS: &[(&str, u64)] = &[
     ("cluster.observe", 120),
     ("engine.containers", 120),
     ("helm.list", 400),
-    ("kube.get_applied", 250),
-    ("kube.set_applied", 250),
-    ("kube.server_version", 200),
+    ("kube.get_applied", 30),
+    ("kube.set_applied", 30),
+    ("kube.server_version", 30),
+    ("kube.ensure_volume", 90),
+    ("kube.list_namespaces", 30),
+    ("kube.create_namespace", 30),
+    ("kube.smoke_echo", 90),
+    ("kube.wait_echo", 5_000),
+    ("kube.smoke_job", 30),
+    ("kube.wait_job", 5_000),
+    ("kube.delete_namespace", 30),
     ("probe", 1_500),
 ];
 
-/// helm upgrade --install with --wait, per release.
+/// helm upgrade --install and the release's readiness, per release.
 const INSTALL_MS: &[(&str, u64)] = &[("ingress-nginx", 25_000), ("postgresql", 60_000), ("redis", 15_000)];
 
 fn scaled(ms: u64) -> u64 {
@@ -127,6 +138,20 @@ fn makefile_way(w: &SimWorld, state: &Path) -> Duration {
         };
         w.upgrade_install(&target, &spec, &c).unwrap();
     }
+    // `kubectl apply` of the echo backend and its Ingress, `kubectl wait`, a DNS Job, the probes.
+    let smoke = devenv::world::SmokeSpec {
+        env: "devenv".into(),
+        namespace: "devenv-smoke-0".into(),
+        token: "0".into(),
+        host: "0.devenv-smoke.localhost".into(),
+        echo_image: String::new(),
+        probe_image: String::new(),
+        owner: String::new(),
+    };
+    w.create_smoke_namespace(&target, &smoke, &c).unwrap();
+    w.smoke_echo(&target, &smoke, Duration::from_secs(60), &c).unwrap();
+    let dns = [("postgresql.ns.svc.cluster.local".to_string(), 5432)];
+    w.smoke_job(&target, &smoke, &dns, Duration::from_secs(60), &c).unwrap();
     for probe in ["http", "postgresql", "redis"] {
         let p = devenv::world::Probe {
             name: probe.into(),
@@ -136,24 +161,34 @@ fn makefile_way(w: &SimWorld, state: &Path) -> Duration {
         };
         w.probe(&p, None, "0", Duration::from_secs(60), &c).unwrap();
     }
+    w.delete_namespace(&target, "devenv-smoke-0", &c).unwrap();
     t.elapsed()
 }
 
-/// The longest chain of dependent steps: observe, create, wait, kubeconfig, the slowest install
-/// (and its record), the smoke probes (concurrent), the record of the smoke run.
+/// The longest chain of dependent steps: observe, create, wait, kubeconfig, the record, the
+/// slowest install (its volume, its readiness, its record), then the smoke run: the leftover sweep,
+/// the namespace, the slowest of its concurrent checks (echo backend then the HTTP probe; the DNS
+/// Job; the probes from the host), the record, and the namespace's removal.
 fn critical_path() -> Duration {
     let get = |op: &str| scaled(LATENCY_MS.iter().find(|(o, _)| *o == op).unwrap().1);
     let slowest = INSTALL_MS.iter().map(|(_, ms)| scaled(*ms)).max().unwrap();
+    let checks = (get("kube.smoke_echo") + get("kube.wait_echo") + get("probe"))
+        .max(get("kube.smoke_job") + get("kube.wait_job"))
+        .max(get("probe"));
     Duration::from_millis(
         get("engine.containers")
             + get("cluster.create")
             + get("kube.wait_nodes")
             + get("cluster.kubeconfig")
-            + get("kube.set_applied")
+            + 2 * get("kube.set_applied")
+            + get("kube.ensure_volume")
             + slowest
             + get("kube.set_applied")
-            + get("probe")
-            + get("kube.set_applied"),
+            + get("kube.list_namespaces")
+            + get("kube.create_namespace")
+            + checks
+            + get("kube.set_applied")
+            + get("kube.delete_namespace"),
     )
 }
 
