@@ -147,6 +147,7 @@ fn makefile_way(w: &SimWorld, state: &Path) -> Duration {
         echo_image: String::new(),
         probe_image: String::new(),
         owner: String::new(),
+        created: 0,
     };
     w.create_smoke_namespace(&target, &smoke, &c).unwrap();
     w.smoke_echo(&target, &smoke, Duration::from_secs(60), &c).unwrap();

@@ -44,6 +44,7 @@ fn spec() -> SmokeSpec {
         echo_image: "docker.io/hashicorp/http-echo:1.0.0".into(),
         probe_image: "docker.io/library/busybox:1.37.0".into(),
         owner: "laptop/4242".into(),
+        created: 1_795_000_000,
     }
 }
 
@@ -279,7 +280,7 @@ fn the_smoke_objects_survive_the_admission_webhook_race_and_are_removed_with_the
     let found = k.smoke_namespaces(&f.target, "dev", &c).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].owner, "laptop/4242");
-    assert!(found[0].created > 1_700_000_000);
+    assert_eq!(found[0].created, 1_795_000_000);
     assert!(k.smoke_namespaces(&f.target, "other-env", &c).unwrap().is_empty());
     k.delete_namespace(&f.target, "devenv-smoke-0a1b2c", &c).unwrap();
     k.delete_namespace(&f.target, "devenv-smoke-0a1b2c", &c).unwrap();

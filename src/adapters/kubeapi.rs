@@ -222,15 +222,11 @@ fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
 pub fn smoke_objects(s: &SmokeSpec) -> (Namespace, Deployment, Service, Ingress) {
     let labels =
         serde_json::json!({"app.kubernetes.io/instance": "devenv-smoke", "app.kubernetes.io/managed-by": "devenv"});
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let ns = parse(serde_json::json!({
         "metadata": {
             "name": s.namespace,
             "labels": {SMOKE_LABEL: s.env, "app.kubernetes.io/managed-by": "devenv"},
-            "annotations": {SMOKE_OWNER: s.owner, SMOKE_CREATED: created.to_string()},
+            "annotations": {SMOKE_OWNER: s.owner, SMOKE_CREATED: s.created.to_string()},
         }
     }));
     let deployment = parse(serde_json::json!({

@@ -149,6 +149,7 @@ pub fn run(s: &Smoke, ctx: &StepCtx, reporter: &Reporter, junit: Option<&std::pa
         echo_image: s.desired.echo_image.clone(),
         probe_image: s.desired.probe_image.clone(),
         owner: owner(),
+        created: now_secs(),
     };
     let mut namespace: std::result::Result<(), String> = Err("not needed".into());
     if needs_namespace {

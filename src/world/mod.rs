@@ -211,6 +211,8 @@ pub struct SmokeSpec {
     pub probe_image: String,
     /// `<hostname>/<pid>` of the devenv process that owns the namespace.
     pub owner: String,
+    /// Unix seconds when the run started: the sweep's age of the namespace.
+    pub created: u64,
 }
 
 /// A smoke namespace found in the cluster.

@@ -788,10 +788,7 @@ impl Kube for SimWorld {
 
     fn create_smoke_namespace(&self, target: &KubeTarget, spec: &SmokeSpec, cancel: &Cancel) -> Result<()> {
         let c = Self::target_cluster(target);
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+
         self.op(
             "kube.create_namespace",
             &spec.namespace,
@@ -811,7 +808,7 @@ impl Kube for SimWorld {
                     SimNamespace {
                         env: spec.env.clone(),
                         owner: spec.owner.clone(),
-                        created,
+                        created: spec.created,
                         echo: false,
                     },
                 );
