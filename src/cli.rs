@@ -69,6 +69,12 @@ pub struct SelectArgs {
     /// Delete and create the cluster again (its data is lost)
     #[arg(long)]
     pub recreate: bool,
+    /// Switch optional components on: monitoring, metrics-server, shared-data (remembered)
+    #[arg(long, value_delimiter = ',', value_name = "COMPONENT")]
+    pub with: Vec<String>,
+    /// Switch optional components off again (and uninstall them)
+    #[arg(long, value_delimiter = ',', value_name = "COMPONENT")]
+    pub without: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

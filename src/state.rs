@@ -129,11 +129,41 @@ impl State {
     }
 }
 
+impl State {
+    /// The optional components `up --with` switched on, remembered for later commands.
+    pub fn remembered_with(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("with"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    pub fn remember_with(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return match std::fs::remove_file(self.path("with")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&self.path("with"), e)),
+                _ => Ok(()),
+            };
+        }
+        self.write_private("with", &format!("{}\n", names.join("\n")))
+            .map(|_| ())
+    }
+}
+
 /// Passwords devenv generated for the environment, kept in a user-only file and never printed.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
     pub postgres_password: String,
+    /// Grafana's admin password (monitoring); files written before it existed gain one.
+    #[serde(default)]
+    pub grafana_password: String,
 }
+
+/// Steps run concurrently (PostgreSQL's and monitoring's installs): one of them generates.
+static CREDENTIALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,17 +182,25 @@ fn random_hex(bytes: usize) -> Result<String> {
 impl State {
     /// The environment's credentials, generated on first use and stable afterwards.
     pub fn credentials(&self) -> Result<Credentials> {
+        let _one = CREDENTIALS.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.path("credentials.json");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return serde_json::from_str(&text).map_err(|e| {
+        let c = if let Ok(text) = std::fs::read_to_string(&path) {
+            let mut c: Credentials = serde_json::from_str(&text).map_err(|e| {
                 Error::failed(
                     format!("{} is not a credentials file devenv wrote ({e})", path.display()),
                     "restore it from a backup; deleting it makes devenv generate new passwords, which the running database will not accept",
                 )
-            });
-        }
-        let c = Credentials {
-            postgres_password: random_hex(18)?,
+            })?;
+            if !c.grafana_password.is_empty() {
+                return Ok(c);
+            }
+            c.grafana_password = random_hex(18)?;
+            c
+        } else {
+            Credentials {
+                postgres_password: random_hex(18)?,
+                grafana_password: random_hex(18)?,
+            }
         };
         self.write_private(
             "credentials.json",

@@ -464,6 +464,7 @@ fn the_data_volume_is_a_retained_host_path_volume_pre_bound_to_its_claim_and_mad
         claim: "postgresql-data".into(),
         node_path: "/devenv-data/postgresql".into(),
         size: "1Gi".into(),
+        access: devenv::world::Access::ReadWriteOnce,
     };
     KubeApi.ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
     // A second up finds them and changes nothing.

@@ -9,14 +9,14 @@ use crate::error::{Error, Result};
 use crate::exec::Cancel;
 use crate::readiness::{self, Snapshot, Verdict};
 use crate::world::{
-    Applied, DATA_STORAGE_CLASS, Kube, KubeTarget, SMOKE_CREATED, SMOKE_LABEL, SMOKE_OWNER, SmokeNamespace, SmokeSpec,
-    VolumeSpec,
+    Applied, DATA_STORAGE_CLASS, Kube, KubeTarget, ReleaseInfo, SMOKE_CREATED, SMOKE_LABEL, SMOKE_OWNER,
+    SmokeNamespace, SmokeSpec, VolumeSpec,
 };
 use futures_util::future::{Either, select, try_join5};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -214,8 +214,44 @@ async fn wait_ready(
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
-    serde_json::from_value(v).expect("devenv's own objects are valid")
+/// devenv's own objects, written as JSON and typed by k8s-openapi. In debug builds (every test)
+/// the typed object must serialize back to the same JSON: a misspelt or misplaced field, which
+/// the API server would drop without a word, fails loudly instead.
+fn parse<T: serde::de::DeserializeOwned + serde::Serialize>(v: serde_json::Value) -> T {
+    let typed: T = serde_json::from_value(v.clone()).expect("devenv's own objects are valid");
+    if cfg!(debug_assertions) {
+        let mut back = serde_json::to_value(&typed).expect("serializes");
+        // The types add their own apiVersion and kind.
+        if let Some(m) = back.as_object_mut() {
+            for k in ["apiVersion", "kind"] {
+                if v.get(k).is_none() {
+                    m.remove(k);
+                }
+            }
+        }
+        assert_eq!(
+            normalize(back),
+            normalize(v),
+            "an object devenv writes has a field its Kubernetes type does not know"
+        );
+    }
+    typed
+}
+
+/// Numbers as text (quantities may be written either way), nulls and empty objects dropped.
+fn normalize(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k, normalize(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(normalize).collect()),
+        Value::Number(n) => Value::String(n.to_string()),
+        other => other,
+    }
 }
 
 /// The smoke objects of one run, all labelled so that readiness and cleanup find them.
@@ -275,7 +311,7 @@ pub fn volume_objects(v: &VolumeSpec) -> (Namespace, PersistentVolume, Persisten
         "metadata": {"name": v.name, "labels": labels},
         "spec": {
             "capacity": {"storage": v.size},
-            "accessModes": ["ReadWriteOnce"],
+            "accessModes": [v.access.as_str()],
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": DATA_STORAGE_CLASS,
             "volumeMode": "Filesystem",
@@ -286,13 +322,118 @@ pub fn volume_objects(v: &VolumeSpec) -> (Namespace, PersistentVolume, Persisten
     let pvc = parse(serde_json::json!({
         "metadata": {"name": v.claim, "namespace": v.namespace, "labels": labels},
         "spec": {
-            "accessModes": ["ReadWriteOnce"],
+            "accessModes": [v.access.as_str()],
             "storageClassName": DATA_STORAGE_CLASS,
             "volumeName": v.name,
             "resources": {"requests": {"storage": v.size}},
         },
     }));
     (ns, pv, pvc)
+}
+
+/// The shared volume check's Jobs: the writer puts the run's token into a file on the claim, the
+/// reader (kept off `avoid_node` when the cluster has another) checks and removes it. The token
+/// and file name travel as arguments, never as script; `DIR` is the claim's mount path.
+pub fn shared_job_object(
+    s: &SmokeSpec,
+    v: &VolumeSpec,
+    role: &str,
+    avoid_node: Option<&str>,
+    timeout: Duration,
+) -> Job {
+    let script = match role {
+        "write" => "printf %s \"$0\" > \"$DIR/$1\"",
+        _ => "test \"$(cat \"$DIR/$1\")\" = \"$0\" && rm -f \"$DIR/$1\"",
+    };
+    let instance = format!("devenv-shared-{role}-{}", s.token);
+    let mut spec = serde_json::json!({
+        "restartPolicy": "Never",
+        "containers": [{
+            "name": role,
+            "image": s.probe_image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", script, s.token, format!(".devenv-smoke-{}", s.token)],
+            "env": [{"name": "DIR", "value": "/shared"}],
+            "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+            "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}},
+        }],
+        "volumes": [{"name": "shared", "persistentVolumeClaim": {"claimName": v.claim}}],
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+    });
+    if let Some(node) = avoid_node {
+        spec["affinity"] = serde_json::json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100,
+            "preference": {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node]}]},
+        }]}});
+    }
+    parse(serde_json::json!({
+        "metadata": {"name": instance, "namespace": v.namespace, "labels": {"app.kubernetes.io/instance": instance, "app.kubernetes.io/managed-by": "devenv"}},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": timeout.as_secs().max(10),
+            // Gone on their own if devenv is killed before it deletes them.
+            "ttlSecondsAfterFinished": 300,
+            "template": {"metadata": {"labels": {"app.kubernetes.io/instance": instance}}, "spec": spec},
+        },
+    }))
+}
+
+/// The release helm stored in one of its Secrets (`sh.helm.release.v1.<name>.v<revision>`): the
+/// Secret's `release` value is base64 of gzip of the release's JSON.
+pub fn release_from_secret(secret: &Secret) -> Option<(u64, ReleaseInfo)> {
+    use std::io::Read;
+    let labels = secret.metadata.labels.as_ref()?;
+    let revision: u64 = labels.get("version")?.parse().ok()?;
+    let raw = &secret.data.as_ref()?.get("release")?.0;
+    let decoded = crate::probe::scram::b64decode(std::str::from_utf8(raw).ok()?.trim())?;
+    let mut json = Vec::new();
+    if decoded.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(&decoded[..]).read_to_end(&mut json).ok()?;
+    } else {
+        json = decoded;
+    }
+    let r: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let chart = format!(
+        "{}-{}",
+        r.pointer("/chart/metadata/name")?.as_str()?,
+        r.pointer("/chart/metadata/version")?.as_str()?
+    );
+    Some((
+        revision,
+        ReleaseInfo {
+            name: r["name"]
+                .as_str()
+                .or(labels.get("name").map(String::as_str))?
+                .to_string(),
+            namespace: r["namespace"]
+                .as_str()
+                .or(secret.metadata.namespace.as_deref())?
+                .to_string(),
+            status: r
+                .pointer("/info/status")
+                .and_then(|s| s.as_str())
+                .or(labels.get("status").map(String::as_str))?
+                .to_string(),
+            chart,
+        },
+    ))
+}
+
+/// Each release at its latest revision, as `helm list --all` has them.
+pub fn releases_from_secrets(secrets: &[Secret]) -> Vec<ReleaseInfo> {
+    let mut latest: std::collections::BTreeMap<(String, String), (u64, ReleaseInfo)> = Default::default();
+    for s in secrets
+        .iter()
+        .filter(|s| s.type_.as_deref() == Some("helm.sh/release.v1"))
+    {
+        if let Some((rev, r)) = release_from_secret(s) {
+            let key = (r.namespace.clone(), r.name.clone());
+            if latest.get(&key).is_none_or(|(have, _)| *have < rev) {
+                latest.insert(key, (rev, r));
+            }
+        }
+    }
+    latest.into_values().map(|(_, r)| r).collect()
 }
 
 /// The in-cluster check: one container per service, each resolving its name by cluster DNS and
@@ -582,13 +723,38 @@ impl Kube for KubeApi {
                 Api::<Namespace>::all(client.clone()).create(&pp, &ns).await.map(|_| ()),
                 &format!("namespace {}", v.namespace),
             )?;
+            let pvs = Api::<PersistentVolume>::all(client.clone());
             exists(
-                Api::<PersistentVolume>::all(client.clone())
-                    .create(&pp, &pv)
-                    .await
-                    .map(|_| ()),
+                pvs.create(&pp, &pv).await.map(|_| ()),
                 &format!("PersistentVolume {}", v.name),
             )?;
+            // A volume kept from before may still be bound to a claim devenv.yaml has renamed.
+            if let Some(have) = pvs
+                .get_opt(&v.name)
+                .await
+                .map_err(api(&format!("reading PersistentVolume {}", v.name), t))?
+            {
+                let bound = have.spec.as_ref().and_then(|s| s.claim_ref.as_ref());
+                if let Some(r) = bound
+                    && (r.namespace.as_deref() != Some(v.namespace.as_str())
+                        || r.name.as_deref() != Some(v.claim.as_str()))
+                {
+                    let (ns, claim) = (
+                        r.namespace.clone().unwrap_or_default(),
+                        r.name.clone().unwrap_or_default(),
+                    );
+                    return Err(Error::failed(
+                        format!(
+                            "PersistentVolume {} is bound to claim {ns}/{claim}, not to {}/{} as devenv.yaml now says",
+                            v.name, v.namespace, v.claim
+                        ),
+                        format!(
+                            "free it (the files stay): `kubectl delete pvc -n {ns} {claim}` then `kubectl delete pv {}`, and run `devenv up` again",
+                            v.name
+                        ),
+                    ));
+                }
+            }
             exists(
                 Api::<PersistentVolumeClaim>::namespaced(client, &v.namespace)
                     .create(&pp, &pvc)
@@ -608,6 +774,149 @@ impl Kube for KubeApi {
                 Err(e) if code(&e) != Some(404) => Err(api(&format!("deleting namespace {name}"), t)(e)),
                 _ => Ok(()),
             }
+        })
+    }
+
+    fn delete_volume(&self, t: &KubeTarget, pv: &str, namespace: &str, claim: &str, cancel: &Cancel) -> Result<()> {
+        block(t, cancel, |client| async move {
+            let gone = |r: std::result::Result<(), kube::Error>, what: String| match r {
+                Err(e) if code(&e) != Some(404) => Err(api(&format!("deleting {what}"), t)(e)),
+                _ => Ok(()),
+            };
+            if !namespace.is_empty() && !claim.is_empty() {
+                gone(
+                    Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+                        .delete(claim, &DeleteParams::default())
+                        .await
+                        .map(|_| ()),
+                    format!("PersistentVolumeClaim {namespace}/{claim}"),
+                )?;
+            }
+            gone(
+                Api::<PersistentVolume>::all(client)
+                    .delete(pv, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+                format!("PersistentVolume {pv}"),
+            )
+        })
+    }
+
+    fn helm_releases(&self, t: &KubeTarget, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
+        // helm keeps releases in Secrets unless HELM_DRIVER says otherwise.
+        if std::env::var("HELM_DRIVER").is_ok_and(|d| !d.is_empty() && d != "secret" && d != "secrets") {
+            return Ok(None);
+        }
+        block(t, cancel, |client| async move {
+            let lp = ListParams::default().labels("owner=helm,status!=superseded");
+            match Api::<Secret>::all(client).list(&lp).await {
+                Ok(list) => Ok(Some(releases_from_secrets(&list.items))),
+                // Not allowed to read Secrets cluster-wide: `helm list` may still be.
+                Err(e) if matches!(code(&e), Some(401 | 403)) => Ok(None),
+                Err(e) => Err(api("reading helm's releases", t)(e)),
+            }
+        })
+    }
+
+    fn node_metrics(&self, t: &KubeTarget, timeout: Duration, cancel: &Cancel) -> Result<()> {
+        block(t, cancel, |client| async move {
+            let ar = kube::core::ApiResource {
+                group: "metrics.k8s.io".into(),
+                version: "v1beta1".into(),
+                api_version: "metrics.k8s.io/v1beta1".into(),
+                kind: "NodeMetrics".into(),
+                plural: "nodes".into(),
+            };
+            let nodes: Api<kube::core::DynamicObject> = Api::all_with(client, &ar);
+            let started = Instant::now();
+            let mut last;
+            loop {
+                // kube-rs retries a 503 itself, with backoff: each request gets the time left.
+                let left = timeout
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(200));
+                last = match tokio::time::timeout(left, nodes.list(&ListParams::default())).await {
+                    Ok(Ok(list)) => {
+                        if list
+                            .items
+                            .iter()
+                            .any(|n| n.data.get("usage").is_some_and(|u| u.get("cpu").is_some()))
+                        {
+                            return Ok(());
+                        }
+                        "no node reports its usage yet".to_string()
+                    }
+                    Ok(Err(e)) => match &e {
+                        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+                        other => other.to_string(),
+                    },
+                    Err(_) => "no answer".to_string(),
+                };
+                if started.elapsed() >= timeout {
+                    return Err(Error::failed(
+                        format!(
+                            "the metrics API (metrics.k8s.io/v1beta1 nodes) gave no node's usage within {}s: {last}",
+                            timeout.as_secs()
+                        ),
+                        "metrics-server needs a minute after it starts; `kubectl -n kube-system logs deploy/metrics-server` shows why it cannot scrape the kubelets",
+                    ));
+                }
+                tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))).await;
+            }
+        })
+    }
+
+    fn smoke_shared(
+        &self,
+        t: &KubeTarget,
+        s: &SmokeSpec,
+        v: &VolumeSpec,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        block(t, cancel, |client| async move {
+            let jobs = Api::<Job>::namespaced(client.clone(), &v.namespace);
+            let what = format!("the shared volume check (claim {}/{})", v.namespace, v.claim);
+            let started = Instant::now();
+            let run = async {
+                let writer = shared_job_object(s, v, "write", None, timeout);
+                jobs.create(&PostParams::default(), &writer)
+                    .await
+                    .map_err(api(&format!("creating {what}'s writer Job"), t))?;
+                let w = format!("app.kubernetes.io/instance=devenv-shared-write-{}", s.token);
+                wait_ready(&client, t, &format!("{what}: the writer"), &v.namespace, &w, timeout).await?;
+                // The reader goes to another node when there is one: the files are the host's.
+                let pods = Api::<Pod>::namespaced(client.clone(), &v.namespace)
+                    .list(&ListParams::default().labels(&w))
+                    .await
+                    .map_err(api(&format!("listing {what}'s writer pod"), t))?;
+                let node = pods.items.iter().find_map(|p| p.spec.as_ref()?.node_name.clone());
+                let reader = shared_job_object(s, v, "read", node.as_deref(), timeout);
+                jobs.create(&PostParams::default(), &reader)
+                    .await
+                    .map_err(api(&format!("creating {what}'s reader Job"), t))?;
+                let r = format!("app.kubernetes.io/instance=devenv-shared-read-{}", s.token);
+                let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+                wait_ready(
+                    &client,
+                    t,
+                    &format!("{what}: the reader (it did not find the writer's file)"),
+                    &v.namespace,
+                    &r,
+                    left,
+                )
+                .await
+            };
+            let result = run.await;
+            for role in ["write", "read"] {
+                let _ = jobs
+                    .delete(
+                        &format!("devenv-shared-{role}-{}", s.token),
+                        &DeleteParams::background(),
+                    )
+                    .await;
+            }
+            result
         })
     }
 }

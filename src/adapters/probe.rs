@@ -33,6 +33,8 @@ fn once(p: &Probe, password: Option<&str>, token: &str, timeout: Duration) -> st
             postgres::check(&p.host, p.port, &login, token, t)
         }
         Check::Redis => redis::check(&p.host, p.port, password, token, t),
+        Check::Prometheus { host_header } => http::prometheus(&p.host, p.port, host_header, t),
+        Check::Grafana { host_header } => http::grafana(&p.host, p.port, host_header, t),
     }
 }
 

@@ -5,7 +5,7 @@ use super::{App, target};
 use crate::config::Driver;
 use crate::error::{Error, Result};
 use crate::exec::{Status, StepResult};
-use crate::plan::{Desired, Selection};
+use crate::plan::Desired;
 use crate::state::State;
 use crate::world::{ClusterState, World};
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
 /// `down` with its own cancellation token (`devenv run` tears down after a signal ended the command).
 pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Cancel) -> Result<()> {
     let config = app.config()?;
-    let desired = Desired::from_config(&config, &Selection::default())?;
     let state = app.state(&config);
+    let desired = Desired::from_config(&config, &super::plan::selection(&state, None)?)?;
     let world = app.world(&config, &state)?;
     let lock = state.lock(no_wait, cancel, |m| app.reporter.info(m))?;
     let name = &desired.name;

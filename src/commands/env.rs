@@ -3,7 +3,7 @@
 
 use super::App;
 use crate::error::{Error, Result};
-use crate::plan::{Desired, Selection};
+use crate::plan::Desired;
 use crate::world::Check;
 use clap::ValueEnum;
 use std::collections::BTreeMap;
@@ -19,8 +19,8 @@ pub enum Format {
 /// KUBECONFIG, DATABASE_URL, REDIS_URL and INGRESS_URL for the environment.
 pub fn variables(app: &App) -> Result<BTreeMap<String, String>> {
     let config = app.config()?;
-    let desired = Desired::from_config(&config, &Selection::default())?;
     let state = app.state(&config);
+    let desired = Desired::from_config(&config, &super::plan::selection(&state, None)?)?;
     if !state.kubeconfig().is_file() {
         return Err(Error::failed(
             format!(
@@ -52,9 +52,27 @@ pub fn variables(app: &App) -> Result<BTreeMap<String, String>> {
                 };
                 vars.insert("INGRESS_URL".into(), format!("http://{}{port}", p.host));
             }
+            Check::Prometheus { host_header } => {
+                vars.insert(
+                    "PROMETHEUS_URL".into(),
+                    format!("http://{host_header}{}", port_suffix(p.port)),
+                );
+            }
+            Check::Grafana { host_header } => {
+                vars.insert(
+                    "GRAFANA_URL".into(),
+                    format!("http://{host_header}{}", port_suffix(p.port)),
+                );
+                vars.insert("GRAFANA_USER".into(), "admin".into());
+                vars.insert("GRAFANA_PASSWORD".into(), state.credentials()?.grafana_password);
+            }
         }
     }
     Ok(vars)
+}
+
+fn port_suffix(port: u16) -> String {
+    if port == 80 { String::new() } else { format!(":{port}") }
 }
 
 fn sh_quote(v: &str) -> String {

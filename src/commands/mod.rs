@@ -189,7 +189,12 @@ pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Re
         // Two independent reads: at the same time, since they are the whole cost of a no-op `up`.
         let (applied, releases) = std::thread::scope(|s| {
             let applied = s.spawn(|| world.kube.get_applied(&t, &d.name, cancel));
-            let releases = world.helm.list(&t, cancel);
+            // helm's own storage through the API: no `helm` process on the no-op path.
+            let releases = match world.kube.helm_releases(&t, cancel) {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => world.helm.list(&t, cancel),
+                Err(e) => Err(e),
+            };
             (
                 applied
                     .join()

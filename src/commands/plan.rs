@@ -5,12 +5,31 @@ use crate::cli::SelectArgs;
 use crate::error::Result;
 use crate::plan::{self, Desired, Plan, Selection};
 
-pub fn selection(s: &SelectArgs) -> Selection {
-    Selection {
-        only: s.only.clone(),
-        skip: s.skip.clone(),
-        no_test: s.no_test,
+/// What a command acts on: its flags, and the optional components `--with` switched on before
+/// (remembered in the state dir) plus this command line's `--with`, less its `--without`.
+pub fn selection(state: &crate::state::State, s: Option<&SelectArgs>) -> Result<Selection> {
+    let mut with = state.remembered_with();
+    let mut sel = Selection::default();
+    if let Some(s) = s {
+        for n in &s.with {
+            if s.without.contains(n) {
+                return Err(crate::error::Error::usage(
+                    format!("--with {n} and --without {n} contradict each other"),
+                    "keep one of them",
+                ));
+            }
+            if !with.contains(n) {
+                with.push(n.clone());
+            }
+        }
+        with.retain(|n| !s.without.contains(n));
+        sel.only = s.only.clone();
+        sel.skip = s.skip.clone();
+        sel.no_test = s.no_test;
+        sel.without = s.without.clone();
     }
+    sel.with = with;
+    Ok(sel)
 }
 
 pub fn render(p: &Plan) -> String {
@@ -45,7 +64,7 @@ pub fn to_json(p: &Plan) -> serde_json::Value {
 
 pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
     let config = app.config()?;
-    let desired = Desired::from_config(&config, &selection(select))?;
+    let desired = Desired::from_config(&config, &selection(&app.state(&config), Some(select))?)?;
     let state = app.state(&config);
     let world = app.world(&config, &state)?;
     // `plan` works before anything is installed: what cannot be observed is assumed absent, and said.

@@ -23,6 +23,8 @@ pub struct Smoke<'a> {
     pub desired: &'a Desired,
     pub target: &'a KubeTarget,
     pub timeout: Duration,
+    /// The shared volume waits for `up --recreate`: `up` leaves its check out.
+    pub skip_shared: bool,
 }
 
 /// One row of the report.
@@ -195,12 +197,31 @@ pub fn run(s: &Smoke, ctx: &StepCtx, reporter: &Reporter, junit: Option<&std::pa
                             (probe, None)
                         }
                         Check::Postgres { .. } => (p.clone(), Some(credentials.postgres_password.as_str())),
-                        Check::Redis => (p.clone(), None),
+                        Check::Redis | Check::Prometheus { .. } | Check::Grafana { .. } => (p.clone(), None),
                     };
                     s.world
                         .prober
                         .probe(&probe, password, &spec.token, s.timeout, ctx.cancel)
                 })
+            }));
+        }
+        if s.desired.metrics_check {
+            handles.push(sc.spawn(move || {
+                timed("metrics api".into(), || {
+                    s.world.kube.node_metrics(s.target, s.timeout, ctx.cancel)
+                })
+            }));
+        }
+        if let Some(sh) = s.desired.shared.as_ref().filter(|_| !s.skip_shared) {
+            handles.push(sc.spawn(move || {
+                timed(
+                    format!("shared volume {}/{}", sh.volume.namespace, sh.volume.claim),
+                    || {
+                        s.world
+                            .kube
+                            .smoke_shared(s.target, spec, &sh.volume, s.timeout, ctx.cancel)
+                    },
+                )
             }));
         }
         if !s.desired.in_cluster.is_empty() {

@@ -7,14 +7,14 @@ use crate::world::ClusterState;
 
 pub fn run(app: &App) -> Result<()> {
     let config = app.config()?;
+    let state = app.state(&config);
     let desired = Desired::from_config(
         &config,
         &Selection {
             no_test: true,
-            ..Default::default()
+            ..super::plan::selection(&state, None)?
         },
     )?;
-    let state = app.state(&config);
     let world = app.world(&config, &state)?;
     let o = observe(&world, &state, &desired, &app.cancel)?;
     let mut problems = Vec::new();

@@ -3,13 +3,13 @@
 use super::{App, target};
 use crate::error::{Error, Result};
 use crate::exec::{self, Event, StepCtx, Task};
-use crate::plan::{Desired, Selection};
+use crate::plan::Desired;
 use crate::world::ClusterState;
 
 pub fn run(app: &App, junit: Option<&std::path::Path>) -> Result<()> {
     let config = app.config()?;
-    let desired = Desired::from_config(&config, &Selection::default())?;
     let state = app.state(&config);
+    let desired = Desired::from_config(&config, &super::plan::selection(&state, None)?)?;
     let world = app.world(&config, &state)?;
     if matches!(world.cluster.observe(&desired.name, &app.cancel)?, ClusterState::Absent) {
         return Err(Error::failed(
@@ -21,6 +21,7 @@ pub fn run(app: &App, junit: Option<&std::path::Path>) -> Result<()> {
     let timeout = config.project.timeouts.test;
     let task = Task::new("smoke", "smoke tests", vec![], |ctx: &StepCtx| {
         let smoke = super::smoke::Smoke {
+            skip_shared: false,
             world: &world,
             state: &state,
             desired: &desired,

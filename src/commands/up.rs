@@ -33,8 +33,9 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
             "drop --recreate; `devenv down` removes what devenv installed in the existing cluster",
         ));
     }
-    let desired = Desired::from_config(&config, &super::plan::selection(args.select))?;
     let state = app.state(&config);
+    let selection = super::plan::selection(&state, Some(args.select))?;
+    let desired = Desired::from_config(&config, &selection)?;
     let world = app.world(&config, &state)?;
     // Missing or too-old tools stop the run before anything is touched (exit 3).
     if !args.dry_run {
@@ -75,6 +76,10 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         app.reporter.json(super::plan::to_json(&p));
         return Ok(());
     }
+    // `--with` / `--without` last until changed again: later commands see the same components.
+    if selection.with != state.remembered_with() {
+        state.remember_with(&selection.with)?;
+    }
     for n in &p.notes {
         app.reporter.warn(n);
     }
@@ -105,6 +110,7 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
             .steps
             .iter()
             .any(|s| s.id == "cluster" && matches!(s.kind, Kind::Create | Kind::Recreate)),
+        shared_waits: p.shared_waits,
     };
     let tasks = p
         .steps
@@ -167,6 +173,30 @@ fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path
     }
 }
 
+/// A directory mounted into the nodes: created when missing, open to the containers' users (the
+/// database's uid 999, a pod's own); devenv's state dir above it (0700) keeps other users out. A
+/// user's own `sharedData.path` keeps the mode it has.
+fn make_shared_dir(dir: &std::path::Path, ours: bool) -> Result<()> {
+    let existed = dir.is_dir() && !ours;
+    std::fs::create_dir_all(dir)
+        .and_then(|_| {
+            if existed {
+                Ok(())
+            } else {
+                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            }
+        })
+        .map_err(|e| {
+            Error::failed(
+                format!(
+                    "cannot create the directory {} to mount into the nodes: {e}",
+                    dir.display()
+                ),
+                "check its parent's permissions (devenv's state directory is DEVENV_STATE_DIR)",
+            )
+        })
+}
+
 /// ingress-nginx is retired upstream: say so once per environment, when devenv installs it.
 fn retired_notice(app: &App, state: &State, p: &Plan) {
     let installing = p
@@ -189,6 +219,7 @@ struct Run<'a> {
     timeouts: crate::config::project::Timeouts,
     /// The plan creates (or recreates) the cluster, so nothing in it predates this run.
     fresh_cluster: bool,
+    shared_waits: bool,
 }
 
 impl Run<'_> {
@@ -214,7 +245,25 @@ impl Run<'_> {
                 self.world.helm.uninstall(&self.target, release, namespace, cancel)?;
                 self.world
                     .kube
-                    .set_applied(&self.target, name, &format!("component.{release}"), None, cancel)
+                    .set_applied(&self.target, name, &format!("component.{release}"), None, cancel)?;
+                let why = step.reason.split(';').next().unwrap_or("");
+                reporter.info(&format!("   {release} uninstalled: {why}"));
+                Ok(())
+            }
+            Action::EnsureShared => self.ensure_shared(cancel, reporter),
+            Action::RemoveShared { pv, namespace, claim } => {
+                self.world
+                    .kube
+                    .delete_volume(&self.target, pv, namespace, claim, cancel)?;
+                self.world
+                    .kube
+                    .set_applied(&self.target, name, "volume.shared-data", None, cancel)?;
+                let why = step.reason.split(';').next().unwrap_or("");
+                reporter.info(&format!(
+                    "   shared-data volume removed: {why}; its files stay in {}",
+                    self.shared_dir(self.config.project.shared.path.as_deref()).display()
+                ));
+                Ok(())
             }
             Action::LoadImages => {
                 let report = self
@@ -230,6 +279,38 @@ impl Run<'_> {
         }
     }
 
+    /// The shared directory on this machine: `sharedData.path`, or the state dir's `data/shared`.
+    fn shared_dir(&self, host_dir: Option<&std::path::Path>) -> std::path::PathBuf {
+        host_dir
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| self.state.data_dir().join("shared"))
+    }
+
+    fn ensure_shared(&self, cancel: &crate::exec::Cancel, reporter: &crate::output::Reporter) -> Result<()> {
+        let Some(sh) = &self.desired.shared else {
+            return Ok(());
+        };
+        let dir = self.shared_dir(sh.host_dir.as_deref());
+        make_shared_dir(&dir, sh.host_dir.is_none())?;
+        let v = &sh.volume;
+        self.world.kube.ensure_volume(&self.target, v, cancel)?;
+        reporter.info(&format!(
+            "   claim {}/{} ({}) shares {}",
+            v.namespace,
+            v.claim,
+            v.access.as_str(),
+            dir.display()
+        ));
+        // What was made, so that switching it off later removes exactly this.
+        self.world.kube.set_applied(
+            &self.target,
+            &self.desired.name,
+            "volume.shared-data",
+            Some(&format!("{} {}/{} {}", sh.digest, v.namespace, v.claim, v.name)),
+            cancel,
+        )
+    }
+
     fn write_kubeconfig(&self, cancel: &crate::exec::Cancel) -> Result<()> {
         let text = self.world.cluster.kubeconfig(&self.desired.name, cancel)?;
         self.state.write_private("kubeconfig", &text).map(|_| ())
@@ -239,22 +320,23 @@ impl Run<'_> {
     /// Ready and devenv has recorded how it was built. Until then the ledger deletes it again, so
     /// that the next `up` never adopts a cluster devenv cannot compare with the files.
     fn create_cluster(&self, ctx: &StepCtx) -> Result<()> {
-        let kind_config = if self.desired.persistent_data {
+        let mut mounts = Vec::new();
+        if self.desired.data_mount {
             // The data directory outlives the cluster: `down` keeps it, `down --purge` removes it.
             // Its own mode lets the database's user in the node write; the state dir above it
             // (0700) keeps other users of this machine out.
             let dir = self.state.data_dir();
-            std::fs::create_dir_all(&dir)
-                .and_then(|_| std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)))
-                .map_err(|e| {
-                    Error::failed(
-                        format!("cannot create the data directory {}: {e}", dir.display()),
-                        "check the permissions of devenv's state directory (DEVENV_STATE_DIR)",
-                    )
-                })?;
-            crate::config::kind::with_data_mount(&self.config.kind_config_text, &dir)?
-        } else {
+            make_shared_dir(&dir, true)?;
+            mounts.push((dir, crate::config::kind::DATA_MOUNT));
+        }
+        if let Some(dir) = self.desired.shared.as_ref().and_then(|s| s.host_dir.clone()) {
+            make_shared_dir(&dir, false)?;
+            mounts.push((dir, crate::plan::desired::SHARED_MOUNT));
+        }
+        let kind_config = if mounts.is_empty() {
             self.config.kind_config_text.clone()
+        } else {
+            crate::config::kind::with_mounts(&self.config.kind_config_text, &mounts)?
         };
         let config_path = self.state.write_private("kind-config.yaml", &kind_config)?;
         let spec = ClusterSpec {
@@ -285,6 +367,14 @@ impl Run<'_> {
         self.world
             .kube
             .set_applied(&self.target, &spec.name, "format", Some(super::RECORD_FORMAT), cancel)?;
+        // Which node paths this cluster has: a volume needing a missing one waits for --recreate.
+        self.world.kube.set_applied(
+            &self.target,
+            &spec.name,
+            "mounts",
+            Some(&self.desired.mounts.join(",")),
+            cancel,
+        )?;
         self.world.kube.set_applied(
             &self.target,
             &spec.name,
@@ -306,8 +396,13 @@ impl Run<'_> {
         }
         let mut generated = c.generated.clone();
         if let Some(template) = c.secret_values {
-            // The generated password reaches the chart in this user-only file only, never on a command line.
-            generated.push_str(&template.replace("{password}", &self.state.credentials()?.postgres_password));
+            // Generated passwords reach the chart in this user-only file only, never on a command line.
+            let creds = self.state.credentials()?;
+            generated.push_str(
+                &template
+                    .replace("{password}", &creds.postgres_password)
+                    .replace("{grafana_password}", &creds.grafana_password),
+            );
         }
         if !generated.is_empty() {
             files.push(
@@ -367,6 +462,7 @@ impl Run<'_> {
                 desired: self.desired,
                 target: &self.target,
                 timeout: self.timeouts.test,
+                skip_shared: self.shared_waits,
             },
             ctx,
             reporter,

@@ -272,16 +272,15 @@ impl KindConfig {
 /// Where every node sees the persistent data directory.
 pub const DATA_MOUNT: &str = "/devenv-data";
 
-/// The kind config devenv hands to kind: the user's, with `host_dir` mounted at [`DATA_MOUNT`] in
+/// The kind config devenv hands to kind: the user's, with each `(host dir, node path)` mounted in
 /// every node (extraMounts are fixed at creation). Written as JSON, which kind reads as YAML.
-pub fn with_data_mount(text: &str, host_dir: &std::path::Path) -> Result<String> {
+pub fn with_mounts(text: &str, wanted: &[(std::path::PathBuf, &str)]) -> Result<String> {
     let mut v: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
         Error::failed(
             format!("{FILE}: cannot add the data mount: {e}"),
             "check the file with `devenv plan`",
         )
     })?;
-    let mount = serde_json::json!({"hostPath": host_dir.display().to_string(), "containerPath": DATA_MOUNT});
     if v.get("nodes").and_then(|n| n.as_array()).is_none_or(|n| n.is_empty()) {
         v["nodes"] = serde_json::json!([{"role": "control-plane"}]);
     }
@@ -290,8 +289,10 @@ pub fn with_data_mount(text: &str, host_dir: &std::path::Path) -> Result<String>
             .as_object_mut()
             .map(|n| n.entry("extraMounts").or_insert_with(|| serde_json::json!([])));
         if let Some(serde_json::Value::Array(m)) = mounts {
-            m.retain(|x| x["containerPath"] != DATA_MOUNT);
-            m.push(mount.clone());
+            for (host_dir, node_path) in wanted {
+                m.retain(|x| x["containerPath"] != *node_path);
+                m.push(serde_json::json!({"hostPath": host_dir.display().to_string(), "containerPath": node_path}));
+            }
         }
     }
     Ok(serde_json::to_string_pretty(&v).expect("JSON serializes"))
@@ -300,6 +301,10 @@ pub fn with_data_mount(text: &str, host_dir: &std::path::Path) -> Result<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_data_mount(text: &str, dir: &std::path::Path) -> Result<String> {
+        with_mounts(text, &[(dir.to_path_buf(), DATA_MOUNT)])
+    }
 
     #[test]
     fn the_data_mount_is_added_to_every_node_and_the_result_is_still_valid_v1alpha4() {

@@ -33,6 +33,14 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../helm-values/postgresql.yaml"),
     ),
     ("helm-values/redis.yaml", include_str!("../../helm-values/redis.yaml")),
+    (
+        "helm-values/monitoring.yaml",
+        include_str!("../../helm-values/monitoring.yaml"),
+    ),
+    (
+        "helm-values/metrics-server.yaml",
+        include_str!("../../helm-values/metrics-server.yaml"),
+    ),
 ];
 
 pub fn default_text(name: &str) -> Option<&'static str> {

@@ -64,6 +64,39 @@ pub struct ProjectFile {
     pub context: Option<Spanned<String>>,
     #[serde(default)]
     pub minikube: MinikubeFile,
+    /// Optional: Prometheus and Grafana (kube-prometheus-stack).
+    #[serde(default)]
+    pub monitoring: OffToggle,
+    /// Optional: metrics-server, for `kubectl top` and HPAs.
+    #[serde(default)]
+    pub metrics_server: OffToggle,
+    /// Optional: a directory on this machine shared by pods through a ReadWriteMany claim.
+    #[serde(default)]
+    pub shared_data: SharedDataFile,
+}
+
+/// An optional component's switch: off unless `enabled: true`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OffToggle {
+    #[serde(default)]
+    pub enabled: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SharedDataFile {
+    #[serde(default)]
+    pub enabled: Option<Spanned<bool>>,
+    /// The directory on this machine; default: the state directory's `data/shared`.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    pub claim: Option<Spanned<String>>,
+    #[serde(default)]
+    pub size: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,9 +247,42 @@ pub struct Project {
     pub export_context: bool,
     pub context: Option<String>,
     pub minikube_driver: Option<String>,
+    /// Optional components as devenv.yaml sets them: None when the file does not mention them
+    /// (`--with` / `--without` decide), Some(on) with where it says so.
+    pub optional: std::collections::BTreeMap<&'static str, Switch>,
+    pub shared: SharedData,
 }
 
-pub const COMPONENT_NAMES: &[&str] = &["ingress-nginx", "traefik", "postgresql", "redis"];
+/// An optional component switched in devenv.yaml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switch {
+    pub enabled: bool,
+    /// `devenv.yaml:12:14`, for messages about contradicting flags.
+    pub at: String,
+}
+
+/// The shared data volume's settings (used when `shared-data` is on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedData {
+    /// The directory on this machine, absolute; None: the state directory's `data/shared`.
+    pub path: Option<std::path::PathBuf>,
+    pub namespace: String,
+    pub claim: String,
+    pub size: String,
+}
+
+/// The optional components, by the names `--with` and `--without` take.
+pub const OPTIONAL: &[&str] = &["monitoring", "metrics-server", "shared-data"];
+
+pub const COMPONENT_NAMES: &[&str] = &[
+    "ingress-nginx",
+    "traefik",
+    "postgresql",
+    "redis",
+    "monitoring",
+    "metrics-server",
+    "shared-data",
+];
 
 impl ProjectFile {
     pub fn validate(self, file: &str, dir: &std::path::Path) -> Result<Project> {
@@ -356,6 +422,34 @@ impl ProjectFile {
                 values,
             });
         }
+        let mut optional = std::collections::BTreeMap::new();
+        for (name, toggle) in [
+            ("monitoring", &self.monitoring.enabled),
+            ("metrics-server", &self.metrics_server.enabled),
+            ("shared-data", &self.shared_data.enabled),
+        ] {
+            if let Some(t) = toggle {
+                let l = at(file, t);
+                optional.insert(
+                    name,
+                    Switch {
+                        enabled: t.value,
+                        at: format!("{}:{}:{}", l.file, l.line, l.column),
+                    },
+                );
+            }
+        }
+        let shared = shared_data(file, dir, &self.shared_data)?;
+        if shared.path.is_some()
+            && self.driver.unwrap_or(Driver::Kind) != Driver::Kind
+            && let Some(p) = &self.shared_data.path
+        {
+            return Err(Error::config(
+                at(file, p),
+                "sharedData.path mounts a directory of this machine into the nodes, which only the kind driver does",
+                "remove sharedData.path, or use `driver: kind`",
+            ));
+        }
         let t = &self.timeouts;
         let timeouts = Timeouts {
             cluster: duration(file, "timeouts.cluster", t.cluster.as_ref(), 300)?,
@@ -389,8 +483,79 @@ impl ProjectFile {
                 }
                 d => d.as_ref().map(|d| d.value.clone()),
             },
+            optional,
+            shared,
         })
     }
+}
+
+fn shared_data(file: &str, dir: &std::path::Path, f: &SharedDataFile) -> Result<SharedData> {
+    let label = |v: &Option<Spanned<String>>, field: &str, default: &str, max: usize| -> Result<String> {
+        match v {
+            None => Ok(default.to_string()),
+            Some(s) => names::dns_label(&s.value, max).map(|_| s.value.clone()).map_err(|m| {
+                Error::config(
+                    at(file, s),
+                    format!("sharedData.{field} `{}` {m}", s.value),
+                    "Kubernetes names are lowercase DNS labels, e.g. `shared-data`",
+                )
+            }),
+        }
+    };
+    let namespace = label(&f.namespace, "namespace", "default", 63)?;
+    let claim = label(&f.claim, "claim", "shared-data", 63)?;
+    let size = match &f.size {
+        None => "1Gi".to_string(),
+        Some(s) => {
+            let v = s.value.trim();
+            let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let unit = &v[digits.len()..];
+            if digits.is_empty()
+                || !digits.chars().all(|c| c.is_ascii_digit())
+                || !["", "Ki", "Mi", "Gi", "Ti", "K", "M", "G", "T"].contains(&unit)
+                || digits.parse::<u64>().ok() == Some(0)
+            {
+                return Err(Error::config(
+                    at(file, s),
+                    format!("sharedData.size `{}` is not a Kubernetes quantity", s.value),
+                    "write a size such as 1Gi or 500Mi",
+                ));
+            }
+            v.to_string()
+        }
+    };
+    let path = match &f.path {
+        None => None,
+        Some(p) => {
+            let raw = p.value.trim();
+            let expanded = match raw.strip_prefix("~/") {
+                Some(rest) => match std::env::var_os("HOME") {
+                    Some(h) => std::path::Path::new(&h).join(rest),
+                    None => std::path::PathBuf::from(raw),
+                },
+                None => std::path::PathBuf::from(raw),
+            };
+            let abs = if expanded.is_absolute() {
+                expanded
+            } else {
+                dir.join(expanded)
+            };
+            if raw.is_empty() || abs.is_file() {
+                return Err(Error::config(
+                    at(file, p),
+                    format!("sharedData.path `{}` is not a directory", p.value),
+                    "name a directory (it is created when missing); relative paths start at the directory holding devenv.yaml",
+                ));
+            }
+            Some(abs)
+        }
+    };
+    Ok(SharedData {
+        path,
+        namespace,
+        claim,
+        size,
+    })
 }
 
 fn duration(file: &str, what: &str, s: Option<&Spanned<String>>, default_secs: u64) -> Result<Duration> {

@@ -79,6 +79,11 @@ pub struct Components {
     pub traefik: ChartPin,
     pub postgresql: ChartPin,
     pub redis: ChartPin,
+    /// Optional in a user's file (older files do not have them): the built-in pins apply.
+    #[serde(default)]
+    pub monitoring: Option<ChartPin>,
+    #[serde(default, rename = "metrics-server")]
+    pub metrics_server: Option<ChartPin>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +119,9 @@ pub struct Versions {
     pub traefik: Chart,
     pub postgresql: Chart,
     pub redis: Chart,
+    /// kube-prometheus-stack.
+    pub monitoring: Chart,
+    pub metrics_server: Chart,
     pub echo_image: String,
     pub probe_image: String,
 }
@@ -210,7 +218,32 @@ impl VersionsFile {
             traefik: chart_pin(file, "components.traefik", &c.traefik)?,
             postgresql: chart_pin(file, "components.postgresql", &c.postgresql)?,
             redis: chart_pin(file, "components.redis", &c.redis)?,
+            monitoring: optional_pin(file, "monitoring", c.monitoring.as_ref())?,
+            metrics_server: optional_pin(file, "metrics-server", c.metrics_server.as_ref())?,
         })
+    }
+}
+
+/// An optional component's pin: the user's, else the one in the built-in versions.yaml.
+fn optional_pin(file: &str, name: &str, pin: Option<&ChartPin>) -> Result<Chart> {
+    let what = format!("components.{name}");
+    match pin {
+        Some(p) => chart_pin(file, &what, p),
+        None => {
+            let text = super::default_text(FILE).expect("versions.yaml is compiled in");
+            let builtin: VersionsFile = super::yaml::parse(FILE, text)?;
+            let c = builtin.components;
+            let p = match name {
+                "monitoring" => c.monitoring,
+                _ => c.metrics_server,
+            };
+            chart_pin(
+                FILE,
+                &what,
+                p.as_ref()
+                    .expect("the built-in versions.yaml pins every optional component"),
+            )
+        }
     }
 }
 

@@ -25,9 +25,24 @@ pub struct ComponentSpec {
     pub digest: String,
     /// Other components this one is installed after.
     pub after: Vec<String>,
-    /// Values carrying the generated password (`{password}`), added at install time into a
-    /// user-only file and kept out of the digest and of every message.
+    /// Values carrying generated passwords (`{password}` for PostgreSQL's, `{grafana_password}`),
+    /// added at install time into a user-only file and kept out of the digest and of every message.
     pub secret_values: Option<&'static str>,
+    /// A project release: installed after the local images are loaded.
+    pub uses_images: bool,
+}
+
+/// The shared data volume: a directory on this machine, mounted into every node, offered as a
+/// ReadWriteMany claim.
+#[derive(Debug, Clone)]
+pub struct SharedSpec {
+    pub volume: crate::world::VolumeSpec,
+    /// `sharedData.path`; None: the state directory's `data/shared`.
+    pub host_dir: Option<std::path::PathBuf>,
+    /// The node path that must be mounted for the volume to reach the host directory.
+    pub mount: &'static str,
+    /// Of everything the volume is made of; recorded in the cluster when created.
+    pub digest: String,
 }
 
 #[derive(Debug, Clone)]
@@ -36,8 +51,8 @@ pub struct Desired {
     pub driver: Driver,
     pub cluster_digest: String,
     pub components: Vec<ComponentSpec>,
-    /// Catalogue components switched off in devenv.yaml: removed if devenv installed them.
-    pub switched_off: Vec<(String, String)>,
+    /// Catalogue components switched off: (release, namespace, why); removed if devenv installed them.
+    pub switched_off: Vec<(String, String, String)>,
     pub images: Vec<String>,
     pub smoke: bool,
     pub probes: Vec<Probe>,
@@ -50,6 +65,16 @@ pub struct Desired {
     pub volumes: Vec<crate::world::VolumeSpec>,
     /// Digest of everything the smoke tests depend on.
     pub smoke_digest: String,
+    /// kind: the state directory's `data/` is mounted at `/devenv-data` in every node.
+    pub data_mount: bool,
+    /// The node paths the cluster is created with (extraMounts devenv adds), in order.
+    pub mounts: Vec<&'static str>,
+    /// The shared data volume, when switched on (and not left out by --only/--skip).
+    pub shared: Option<SharedSpec>,
+    /// Why the shared data volume is off, when it is: its volume is removed if devenv made it.
+    pub shared_off: Option<String>,
+    /// metrics-server is on: the smoke tests ask the metrics API for a node's usage.
+    pub metrics_check: bool,
 }
 
 /// Which components a command acts on (`--only`, `--skip`, `--no-test`).
@@ -58,6 +83,10 @@ pub struct Selection {
     pub only: Vec<String>,
     pub skip: Vec<String>,
     pub no_test: bool,
+    /// Optional components switched on by `--with` (and remembered from earlier runs).
+    pub with: Vec<String>,
+    /// Optional components switched off by `--without` on this command line.
+    pub without: Vec<String>,
 }
 
 pub fn digest(parts: &[&str]) -> String {
@@ -113,8 +142,12 @@ fn component(
         digest,
         after,
         secret_values: None,
+        uses_images: false,
     }
 }
+
+/// Where the shared directory of `sharedData.path` is mounted in every node.
+pub const SHARED_MOUNT: &str = "/devenv-shared";
 
 impl Desired {
     pub fn from_config(config: &Config, sel: &Selection) -> Result<Desired> {
@@ -123,20 +156,30 @@ impl Desired {
         let mut all: Vec<ComponentSpec> = Vec::new();
         let mut switched_off = Vec::new();
         let (http, https) = (p.node_ports.http.port, p.node_ports.https.port);
+        let not_ingress = "not the ingress devenv.yaml chooses".to_string();
+        let on = optional_switches(config, sel)?;
         match p.ingress {
             Ingress::IngressNginx => {
                 all.push(component(config, "ingress-nginx", "ingress-nginx", &v.ingress_nginx,
                     format!("controller:\n  service:\n    type: NodePort\n    nodePorts:\n      http: {http}\n      https: {https}\n"), vec![]));
-                switched_off.push(("traefik".to_string(), "traefik".to_string()));
+                switched_off.push(("traefik".to_string(), "traefik".to_string(), not_ingress.clone()));
             }
             Ingress::Traefik => {
                 all.push(component(config, "traefik", "traefik", &v.traefik,
                     format!("service:\n  type: NodePort\nports:\n  web:\n    nodePort: {http}\n  websecure:\n    nodePort: {https}\n"), vec![]));
-                switched_off.push(("ingress-nginx".to_string(), "ingress-nginx".to_string()));
+                switched_off.push((
+                    "ingress-nginx".to_string(),
+                    "ingress-nginx".to_string(),
+                    not_ingress.clone(),
+                ));
             }
             Ingress::None => {
-                switched_off.push(("ingress-nginx".to_string(), "ingress-nginx".to_string()));
-                switched_off.push(("traefik".to_string(), "traefik".to_string()));
+                switched_off.push((
+                    "ingress-nginx".to_string(),
+                    "ingress-nginx".to_string(),
+                    not_ingress.clone(),
+                ));
+                switched_off.push(("traefik".to_string(), "traefik".to_string(), not_ingress.clone()));
             }
         }
         let data_ns = "devenv-data";
@@ -166,13 +209,18 @@ impl Desired {
                     claim: "postgresql-data".into(),
                     node_path: format!("{}/postgresql", crate::config::kind::DATA_MOUNT),
                     size: "1Gi".into(),
+                    access: crate::world::Access::ReadWriteOnce,
                 });
             }
             // groundhog2k/postgres: the superuser password.
             pg.secret_values = Some("settings:\n  superuserPassword:\n    value: \"{password}\"\n");
             all.push(pg);
         } else {
-            switched_off.push(("postgresql".into(), data_ns.into()));
+            switched_off.push((
+                "postgresql".into(),
+                data_ns.into(),
+                "switched off in devenv.yaml".into(),
+            ));
         }
         if p.redis {
             all.push(component(
@@ -184,9 +232,51 @@ impl Desired {
                 vec![],
             ));
         } else {
-            switched_off.push(("redis".into(), data_ns.into()));
+            switched_off.push(("redis".into(), data_ns.into(), "switched off in devenv.yaml".into()));
         }
         let catalogue: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
+        let ingress_name = match p.ingress {
+            Ingress::IngressNginx => Some(("ingress-nginx", "nginx")),
+            Ingress::Traefik => Some(("traefik", "traefik")),
+            Ingress::None => None,
+        };
+        match &on["monitoring"] {
+            Ok(()) => {
+                let mut generated = String::new();
+                if let Some((_, class)) = ingress_name {
+                    for app in ["grafana", "prometheus"] {
+                        generated.push_str(&format!(
+                            "{app}:\n  ingress:\n    enabled: true\n    ingressClassName: {class}\n    hosts:\n      - {app}.{}.localhost\n",
+                            p.name
+                        ));
+                    }
+                }
+                // The controller's admission webhook must answer before the chart's Ingresses are created.
+                let after = ingress_name.map(|(n, _)| vec![n.to_string()]).unwrap_or_default();
+                let mut m = component(config, "monitoring", "monitoring", &v.monitoring, generated, after);
+                m.secret_values = Some("grafana:\n  adminUser: admin\n  adminPassword: \"{grafana_password}\"\n");
+                all.push(m);
+            }
+            Err(why) => switched_off.push(("monitoring".into(), "monitoring".into(), why.clone())),
+        }
+        match &on["metrics-server"] {
+            Ok(()) => {
+                // kind's and minikube's kubelets serve self-signed certificates.
+                let generated = match p.driver {
+                    Driver::Kind | Driver::Minikube => "args:\n  - --kubelet-insecure-tls\n".to_string(),
+                    Driver::Existing => String::new(),
+                };
+                all.push(component(
+                    config,
+                    "metrics-server",
+                    "kube-system",
+                    &v.metrics_server,
+                    generated,
+                    vec![],
+                ));
+            }
+            Err(why) => switched_off.push(("metrics-server".into(), "kube-system".into(), why.clone())),
+        }
         for r in &p.releases {
             let mut spec = component(
                 config,
@@ -196,6 +286,7 @@ impl Desired {
                 String::new(),
                 catalogue.clone(),
             );
+            spec.uses_images = true;
             for v in &r.values {
                 let text = std::fs::read_to_string(config.dir.join(v)).unwrap_or_default();
                 spec.values.push(ValuesSource {
@@ -210,7 +301,10 @@ impl Desired {
             all.push(spec);
         }
 
-        let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        let mut names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        if on["shared-data"].is_ok() {
+            names.push("shared-data");
+        }
         for n in sel.only.iter().chain(&sel.skip) {
             if !names.contains(&n.as_str()) {
                 let help = match crate::config::yaml::did_you_mean(n, &names) {
@@ -229,16 +323,87 @@ impl Desired {
             .filter(|c| !sel.skip.contains(&c.name))
             .collect();
 
+        let selected =
+            |n: &str| (sel.only.is_empty() || sel.only.iter().any(|x| x == n)) && !sel.skip.iter().any(|x| x == n);
+        let (shared, shared_off) = match &on["shared-data"] {
+            Ok(()) if p.driver != Driver::Kind => {
+                return Err(Error::usage(
+                    "shared-data mounts a directory of this machine into the nodes, which only the kind driver does",
+                    "drop shared-data (`--without shared-data`, or `sharedData.enabled: false`), or use --driver kind",
+                ));
+            }
+            Ok(()) => {
+                let sd = &p.shared;
+                let (mount, node_path) = match &sd.path {
+                    Some(_) => (SHARED_MOUNT, SHARED_MOUNT.to_string()),
+                    None => (
+                        crate::config::kind::DATA_MOUNT,
+                        format!("{}/shared", crate::config::kind::DATA_MOUNT),
+                    ),
+                };
+                let volume = crate::world::VolumeSpec {
+                    component: "shared-data".into(),
+                    name: format!("devenv-{}-shared-data", p.name),
+                    namespace: sd.namespace.clone(),
+                    claim: sd.claim.clone(),
+                    node_path,
+                    size: sd.size.clone(),
+                    access: crate::world::Access::ReadWriteMany,
+                };
+                let host = sd.path.as_ref().map(|x| x.display().to_string()).unwrap_or_default();
+                let d = digest(&[
+                    &volume.name,
+                    &volume.namespace,
+                    &volume.claim,
+                    &volume.node_path,
+                    &volume.size,
+                    &host,
+                ]);
+                let spec = SharedSpec {
+                    volume,
+                    host_dir: sd.path.clone(),
+                    mount,
+                    digest: d,
+                };
+                (selected("shared-data").then_some(spec), None)
+            }
+            Err(why) => (None, Some(why.clone())),
+        };
+        // The mounts are part of the cluster: the data directory (PostgreSQL's data, the default
+        // shared directory) and a user's shared directory.
+        let shared_cfg = on["shared-data"].is_ok();
+        let data_mount = p.driver == Driver::Kind && (persistent_data || (shared_cfg && p.shared.path.is_none()));
+        let mut mounts = Vec::new();
+        if data_mount {
+            mounts.push(crate::config::kind::DATA_MOUNT);
+        }
+        let user_shared = if shared_cfg { p.shared.path.as_ref() } else { None };
+        if user_shared.is_some() {
+            mounts.push(SHARED_MOUNT);
+        }
+        let user_shared_text = user_shared.map(|x| x.display().to_string()).unwrap_or_default();
         let cluster_digest = match p.driver {
-            Driver::Kind => digest(&[
+            Driver::Kind if user_shared.is_none() => digest(&[
                 "kind",
                 &v.kind_node_image,
                 &config.kind_config_text,
-                if persistent_data {
+                if data_mount {
                     crate::config::kind::DATA_MOUNT
                 } else {
                     ""
                 },
+            ]),
+            Driver::Kind => digest(&[
+                "kind",
+                &v.kind_node_image,
+                &config.kind_config_text,
+                if data_mount {
+                    crate::config::kind::DATA_MOUNT
+                } else {
+                    ""
+                },
+                SHARED_MOUNT,
+                &user_shared_text,
             ]),
             Driver::Minikube => digest(&["minikube", &v.minikube_kubernetes]),
             Driver::Existing => digest(&["existing"]),
@@ -276,10 +441,34 @@ impl Desired {
                 };
                 probes.push(Probe {
                     name: what.to_string(),
-                    host,
+                    host: host.clone(),
                     port: m.host_port,
                     check,
                 });
+                // Grafana and Prometheus answer through the same ingress, on their own hosts.
+                if what == "http" && components.iter().any(|c| c.name == "monitoring") {
+                    for (name, check) in [
+                        (
+                            "prometheus",
+                            Check::Prometheus {
+                                host_header: format!("prometheus.{}.localhost", p.name),
+                            },
+                        ),
+                        (
+                            "grafana",
+                            Check::Grafana {
+                                host_header: format!("grafana.{}.localhost", p.name),
+                            },
+                        ),
+                    ] {
+                        probes.push(Probe {
+                            name: name.into(),
+                            host: host.clone(),
+                            port: m.host_port,
+                            check,
+                        });
+                    }
+                }
             }
         }
         let in_cluster = components
@@ -292,7 +481,11 @@ impl Desired {
             .collect();
         let mut smoke_parts: Vec<&str> = vec![&cluster_digest, &v.echo_image, &v.probe_image];
         smoke_parts.extend(components.iter().map(|c| c.digest.as_str()));
+        if let Some(sh) = &shared {
+            smoke_parts.push(&sh.digest);
+        }
         let smoke_digest = digest(&smoke_parts);
+        let metrics_check = components.iter().any(|c| c.name == "metrics-server");
         Ok(Desired {
             name: p.name.clone(),
             driver: p.driver,
@@ -308,6 +501,53 @@ impl Desired {
             persistent_data,
             volumes,
             smoke_digest,
+            data_mount,
+            mounts,
+            shared,
+            shared_off,
+            metrics_check,
         })
     }
+}
+
+/// Each optional component: Ok when it is on, else why it is off. On when devenv.yaml says
+/// `enabled: true` or `--with` (now or remembered) asks for it; `--without` turns off what only
+/// `--with` turned on, and contradicting devenv.yaml is a usage error.
+fn optional_switches(
+    config: &Config,
+    sel: &Selection,
+) -> Result<std::collections::BTreeMap<&'static str, std::result::Result<(), String>>> {
+    let p = &config.project;
+    for n in sel.with.iter().chain(&sel.without) {
+        if !crate::config::project::OPTIONAL.contains(&n.as_str()) {
+            let help = match crate::config::yaml::did_you_mean(n, crate::config::project::OPTIONAL) {
+                Some(b) => format!("did you mean `{b}`?"),
+                None => format!(
+                    "the optional components are: {}",
+                    crate::config::project::OPTIONAL.join(", ")
+                ),
+            };
+            return Err(Error::usage(format!("there is no optional component `{n}`"), help));
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for name in crate::config::project::OPTIONAL {
+        let yaml = p.optional.get(name).filter(|s| s.enabled);
+        let without = sel.without.iter().any(|x| x == name);
+        let with = sel.with.iter().any(|x| x == name);
+        let state = match (yaml, without) {
+            (Some(s), true) => {
+                return Err(Error::usage(
+                    format!("--without {name} contradicts {} (`enabled: true`)", s.at),
+                    format!("set `enabled: false` there to switch {name} off"),
+                ));
+            }
+            (Some(_), false) => Ok(()),
+            (None, true) => Err("switched off with --without".to_string()),
+            (None, false) if with => Ok(()),
+            (None, false) => Err("not switched on (devenv.yaml `enabled: true` or `up --with`)".to_string()),
+        };
+        out.insert(*name, state);
+    }
+    Ok(out)
 }

@@ -81,6 +81,14 @@ pub enum Action {
         namespace: String,
     },
     LoadImages,
+    /// Create the shared data volume and its claim (`Desired::shared`).
+    EnsureShared,
+    /// Remove the shared data volume's claim and volume (the files on this machine stay).
+    RemoveShared {
+        pv: String,
+        namespace: String,
+        claim: String,
+    },
     Smoke,
 }
 
@@ -102,6 +110,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Things the user should know that are not steps (a cluster kept despite a changed config).
     pub notes: Vec<String>,
+    /// The shared data volume waits for `--recreate` (its mount is missing): no shared check.
+    #[serde(skip)]
+    pub shared_waits: bool,
 }
 
 impl Plan {
@@ -197,7 +208,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     }
 
     // 3. Components removed from the configuration, if devenv installed them.
-    for (name, namespace) in &d.switched_off {
+    for (name, namespace, why) in &d.switched_off {
         let key = format!("component.{name}");
         let installed = !fresh && o.releases.iter().any(|r| &r.name == name && &r.namespace == namespace);
         if installed && recorded(&key).is_some() {
@@ -205,7 +216,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 id: format!("remove-{name}"),
                 kind: Kind::Delete,
                 target: format!("release {name}"),
-                reason: "switched off in devenv.yaml; devenv installed it, so devenv removes it".to_string(),
+                reason: format!("{why}; devenv installed it, so devenv removes it"),
                 deps: vec!["cluster".into(), "kubeconfig".into()],
                 action: Action::Uninstall {
                     release: name.clone(),
@@ -306,7 +317,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 .filter(|a| d.components.iter().any(|x| &x.name == *a))
                 .cloned(),
         );
-        if !d.images.is_empty() && !c.after.is_empty() {
+        if !d.images.is_empty() && c.uses_images {
             deps.push("images".into());
         }
         steps.push(Step {
@@ -319,11 +330,91 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         });
     }
 
-    // 6. Smoke tests, last.
+    // 6. The shared data volume: made of records only, so the no-op path reads nothing more.
+    let mut shared_waits = false;
+    let shared_rec = recorded("volume.shared-data");
+    if let Some(sh) = &d.shared {
+        let mounted = fresh
+            || match recorded("mounts") {
+                Some(m) => m.split(',').any(|x| x == sh.mount),
+                None => recorded("cluster").as_deref() == Some(d.cluster_digest.as_str()),
+            };
+        let current = shared_rec
+            .as_deref()
+            .is_some_and(|r| r.split(' ').next() == Some(sh.digest.as_str()));
+        let v = &sh.volume;
+        let (kind, reason, action) = if !mounted {
+            shared_waits = true;
+            notes.push(format!(
+                "the shared data directory needs a new mount ({}) in the nodes, which only a new cluster gets; run `devenv up --recreate` to add it",
+                sh.mount
+            ));
+            (
+                Kind::Keep,
+                "waits for `devenv up --recreate`: the nodes lack its mount (see the note below)".to_string(),
+                Action::Nothing,
+            )
+        } else if current && !fresh {
+            (
+                Kind::Keep,
+                format!("claim {}/{} bound to the shared directory", v.namespace, v.claim),
+                Action::Nothing,
+            )
+        } else if shared_rec.is_some() && !fresh {
+            (
+                Kind::Upgrade,
+                "its claim, size or directory changed in devenv.yaml; the volume is made again (files stay)"
+                    .to_string(),
+                Action::EnsureShared,
+            )
+        } else {
+            (
+                Kind::Create,
+                format!(
+                    "ReadWriteMany claim {}/{} on the shared directory, in every node at {}",
+                    v.namespace, v.claim, v.node_path
+                ),
+                Action::EnsureShared,
+            )
+        };
+        steps.push(Step {
+            id: "shared-data".into(),
+            kind,
+            target: format!("volume {}", v.name),
+            reason,
+            deps: vec!["cluster".into(), "kubeconfig".into()],
+            action,
+        });
+    } else if let (Some(why), Some(rec), false) = (&d.shared_off, &shared_rec, fresh) {
+        // `<digest> <namespace>/<claim> <pv>`, as the volume step records it.
+        let mut parts = rec.split(' ').skip(1);
+        let (claim_ref, pv) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (namespace, claim) = claim_ref.split_once('/').unwrap_or(("", ""));
+        steps.push(Step {
+            id: "remove-shared-data".into(),
+            kind: Kind::Delete,
+            target: format!("volume {pv}"),
+            reason: format!("{why}; its claim and volume are removed, the files on this machine stay"),
+            deps: vec!["cluster".into(), "kubeconfig".into()],
+            action: Action::RemoveShared {
+                pv: pv.to_string(),
+                namespace: namespace.to_string(),
+                claim: claim.to_string(),
+            },
+        });
+    }
+
+    // 7. Smoke tests, last.
     if d.smoke {
         let changed = steps.iter().any(|s| s.kind.mutates());
         let passed_before = recorded("smoke").as_deref() == Some(d.smoke_digest.as_str());
-        let checks: Vec<&str> = d.probes.iter().map(|p| p.name.as_str()).collect();
+        let mut checks: Vec<&str> = d.probes.iter().map(|p| p.name.as_str()).collect();
+        if d.metrics_check {
+            checks.push("the metrics API");
+        }
+        if d.shared.is_some() && !shared_waits {
+            checks.push("the shared volume");
+        }
         let what = if checks.is_empty() {
             "no endpoints".to_string()
         } else {
@@ -358,5 +449,6 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         driver: d.driver.as_str(),
         steps,
         notes,
+        shared_waits,
     }
 }

@@ -178,6 +178,26 @@ pub trait Kube: Send + Sync {
     fn ensure_volume(&self, target: &KubeTarget, volume: &VolumeSpec, cancel: &Cancel) -> Result<()>;
     /// Deletes a namespace devenv created (absent is fine).
     fn delete_namespace(&self, target: &KubeTarget, name: &str, cancel: &Cancel) -> Result<()>;
+    /// Deletes a claim and the volume devenv made for it (absent is fine); the files it points at
+    /// on the node's mount are left alone.
+    fn delete_volume(&self, target: &KubeTarget, pv: &str, namespace: &str, claim: &str, cancel: &Cancel)
+    -> Result<()>;
+    /// Helm's releases read from its storage (Secrets labelled `owner=helm`) in one API call, so
+    /// that observing needs no `helm` process. None when they cannot be read that way (no right
+    /// to list Secrets): the caller asks `helm list`.
+    fn helm_releases(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>>;
+    /// Polls the metrics API (`metrics.k8s.io/v1beta1/nodes`) until a node reports its usage.
+    fn node_metrics(&self, target: &KubeTarget, timeout: std::time::Duration, cancel: &Cancel) -> Result<()>;
+    /// In the shared claim's namespace: a Job writes the run's token into a file on the claim and
+    /// a second Job (on another node when there is one) reads it back and removes it.
+    fn smoke_shared(
+        &self,
+        target: &KubeTarget,
+        spec: &SmokeSpec,
+        volume: &VolumeSpec,
+        timeout: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<()>;
 }
 
 /// A volume kept on this machine: a hostPath PersistentVolume on the node path that the data
@@ -193,6 +213,23 @@ pub struct VolumeSpec {
     /// In every node, e.g. `/devenv-data/postgresql`.
     pub node_path: String,
     pub size: String,
+    pub access: Access,
+}
+
+/// A volume's access mode: PostgreSQL's is one node's; the shared one is every pod's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWriteOnce,
+    ReadWriteMany,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::ReadWriteOnce => "ReadWriteOnce",
+            Access::ReadWriteMany => "ReadWriteMany",
+        }
+    }
 }
 
 /// The storage class name that binds devenv's volumes to their claims only (no provisioner).
@@ -239,6 +276,10 @@ pub enum Check {
     Postgres { user: String, database: String },
     /// PING, SET with a TTL, GET, DEL.
     Redis,
+    /// Through the ingress: Prometheus's targets API lists at least one healthy target.
+    Prometheus { host_header: String },
+    /// Through the ingress: Grafana's `/api/health` answers 200 with its database ok.
+    Grafana { host_header: String },
 }
 
 /// A smoke check from the host.

@@ -243,15 +243,41 @@ impl SimWorld {
             .collect()
     }
 
-    /// Where PostgreSQL's rows live: a file on this machine when its claim is bound to a volume
-    /// under a mounted directory, else the cluster's own storage.
-    fn db_file(cl: &SimCluster) -> Option<PathBuf> {
-        let node_path = cl.volumes.get("devenv-data/postgresql-data")?;
+    /// The file on this machine that `file` on claim `namespace/claim` is, when the claim is bound
+    /// to a volume under a directory mounted into the nodes; None: the cluster's own storage.
+    fn claim_file(cl: &SimCluster, claim: &str, file: &str) -> Option<PathBuf> {
+        let node_path = cl.volumes.get(claim)?;
         cl.mounts.iter().find_map(|(host, inside)| {
             node_path
                 .strip_prefix(inside.as_str())
-                .map(|rest| Path::new(host).join(rest.trim_start_matches('/')).join("rows"))
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                .map(|rest| Path::new(host).join(rest.trim_start_matches('/')).join(file))
         })
+    }
+
+    /// Where PostgreSQL's rows live: a file on its claim when that is on this machine.
+    fn db_file(cl: &SimCluster) -> Option<PathBuf> {
+        Self::claim_file(cl, "devenv-data/postgresql-data", "rows")
+    }
+
+    /// A file a pod wrote on claim `namespace/claim` of `cluster`, as this machine sees it.
+    pub fn claim_read(&self, cluster: &str, claim: &str, file: &str) -> Option<String> {
+        self.with(|s| {
+            let cl = s.clusters.get(cluster)?;
+            std::fs::read_to_string(Self::claim_file(cl, claim, file)?).ok()
+        })
+        .expect("world")
+    }
+
+    /// A pod of `cluster` writes `text` into `file` on claim `namespace/claim`.
+    pub fn claim_write(&self, cluster: &str, claim: &str, file: &str, text: &str) {
+        self.with(|s| {
+            let cl = s.clusters.get(cluster).expect("cluster exists");
+            let f = Self::claim_file(cl, claim, file).expect("the claim is on a mounted directory");
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, text).unwrap();
+        })
+        .expect("world");
     }
 
     /// A row written into the simulated PostgreSQL of `cluster` (its release must be installed).
@@ -907,6 +933,110 @@ impl Kube for SimWorld {
         )
     }
 
+    fn delete_volume(
+        &self,
+        target: &KubeTarget,
+        pv: &str,
+        namespace: &str,
+        claim: &str,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.delete_volume",
+            pv,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                Self::cluster_mut(s, &c)?
+                    .volumes
+                    .remove(&format!("{namespace}/{claim}"));
+                Ok(())
+            },
+        )
+    }
+
+    fn helm_releases(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
+        let c = Self::target_cluster(target);
+        self.op(
+            "kube.helm_releases",
+            &c,
+            false,
+            cancel,
+            |_| {},
+            |s| Ok(Some(Self::cluster_mut(s, &c)?.releases.clone())),
+        )
+    }
+
+    fn node_metrics(&self, target: &KubeTarget, _timeout: Duration, cancel: &Cancel) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.op("kube.node_metrics", &c, false, cancel, |_| {}, |s| {
+            let cl = Self::cluster_mut(s, &c)?;
+            if cl.releases.iter().any(|r| r.name == "metrics-server" && r.status == "deployed") {
+                Ok(())
+            } else {
+                Err(Error::failed(
+                    "the metrics API (metrics.k8s.io/v1beta1) reported no node's usage: the server could not find the requested resource (simulated)",
+                    "is metrics-server installed and ready? `devenv status`",
+                ))
+            }
+        })
+    }
+
+    fn smoke_shared(
+        &self,
+        target: &KubeTarget,
+        spec: &SmokeSpec,
+        v: &VolumeSpec,
+        _timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let c = Self::target_cluster(target);
+        let claim = format!("{}/{}", v.namespace, v.claim);
+        let file = format!(".devenv-smoke-{}", spec.token);
+        let missing = |what: &str| {
+            Error::failed(
+                format!("the shared volume check (claim {claim}) failed: {what} (simulated)"),
+                "`devenv up` makes the claim; a new mount needs `devenv up --recreate`",
+            )
+        };
+        // The writer pod and the reader pod: two operations, each its own Job in the cluster.
+        self.op(
+            "kube.smoke_shared_write",
+            &claim,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                let cl = Self::cluster_mut(s, &c)?;
+                let f = Self::claim_file(cl, &claim, &file)
+                    .ok_or_else(|| missing("the claim is not bound to a mounted directory"))?;
+                std::fs::create_dir_all(f.parent().unwrap_or(Path::new("/")))
+                    .and_then(|_| std::fs::write(&f, &spec.token))
+                    .map_err(|e| missing(&format!("the writer could not write {}: {e}", f.display())))
+            },
+        )?;
+        self.op(
+            "kube.smoke_shared_read",
+            &claim,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                let cl = Self::cluster_mut(s, &c)?;
+                let f = Self::claim_file(cl, &claim, &file).ok_or_else(|| missing("the claim is gone"))?;
+                let read = std::fs::read_to_string(&f).unwrap_or_default();
+                let _ = std::fs::remove_file(&f);
+                if read.trim() == spec.token {
+                    Ok(())
+                } else {
+                    Err(missing("the reader did not find the writer's file"))
+                }
+            },
+        )
+    }
+
     fn delete_namespace(&self, target: &KubeTarget, name: &str, cancel: &Cancel) -> Result<()> {
         let c = Self::target_cluster(target);
         self.op(
@@ -1004,9 +1134,13 @@ impl Prober for SimWorld {
                             r.status == "deployed"
                                 && match probe.name.as_str() {
                                     "http" => r.name == "ingress-nginx" || r.name == "traefik",
+                                    "prometheus" | "grafana" => r.name == "monitoring",
                                     other => r.name == other,
                                 }
                         })
+                        // Grafana and Prometheus are reached through the ingress.
+                        && (!matches!(probe.name.as_str(), "prometheus" | "grafana")
+                            || c.releases.iter().any(|r| r.status == "deployed" && (r.name == "ingress-nginx" || r.name == "traefik")))
                 });
                 if serving {
                     Ok(())
