@@ -27,6 +27,7 @@ const LATENCY_MS: &[(&str, u64)] = &[
     ("cluster.observe", 120),
     ("engine.containers", 120),
     ("helm.list", 400),
+    ("kube.helm_releases", 30),
     ("kube.get_applied", 30),
     ("kube.set_applied", 30),
     ("kube.server_version", 30),

@@ -118,6 +118,26 @@ proptest! {
         let _ = minikube::advice(&text);
     }
 
+    /// A Secret labelled `owner=helm` whose `release` is anything at all: skipped, never a panic.
+    #[test]
+    fn any_helm_release_secret_body_is_read_or_skipped(body in proptest::collection::vec(any::<u8>(), 0..300), gz in any::<bool>()) {
+        use std::io::Write;
+        let bytes = if gz {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&body).unwrap();
+            e.finish().unwrap()
+        } else {
+            body
+        };
+        let inner = devenv::probe::scram::b64encode(&bytes);
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+            "type": "helm.sh/release.v1",
+            "metadata": {"name": "sh.helm.release.v1.x.v1", "namespace": "n", "labels": {"owner": "helm", "name": "x", "status": "deployed", "version": "1"}},
+            "data": {"release": devenv::probe::scram::b64encode(inner.as_bytes())},
+        })).unwrap();
+        let _ = devenv::adapters::kubeapi::releases_from_secrets(&[secret]);
+    }
+
     #[test]
     fn truncated_real_output_is_an_error_or_a_shorter_answer_never_a_panic(cut in 0usize..2000) {
         for (file, parse) in [

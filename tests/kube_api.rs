@@ -500,3 +500,277 @@ fn the_data_volume_is_a_retained_host_path_volume_pre_bound_to_its_claim_and_mad
         "three creates per call; the second call's were answered 409 AlreadyExists"
     );
 }
+
+fn shared_volume(namespace: &str, claim: &str) -> devenv::world::VolumeSpec {
+    devenv::world::VolumeSpec {
+        component: "shared-data".into(),
+        name: "devenv-dev-shared-data".into(),
+        namespace: namespace.into(),
+        claim: claim.into(),
+        node_path: "/devenv-data/shared".into(),
+        size: "2Gi".into(),
+        access: devenv::world::Access::ReadWriteMany,
+    }
+}
+
+#[test]
+fn the_shared_volume_is_read_write_many_refused_when_bound_to_another_claim_and_deleted_with_its_claim() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let f = fixture("kapi-shared-volume");
+    let c = Cancel::new();
+    let v = shared_volume("apps", "files");
+    KubeApi.ensure_volume(&f.target, &v, &c).unwrap();
+    // Read back through the Kubernetes API types.
+    let pv: PersistentVolume =
+        serde_json::from_value(f.server.get("persistentvolumes", "", "devenv-dev-shared-data").unwrap()).unwrap();
+    let spec = pv.spec.unwrap();
+    assert_eq!(spec.access_modes, Some(vec!["ReadWriteMany".to_string()]));
+    assert_eq!(spec.host_path.unwrap().path, "/devenv-data/shared");
+    assert_eq!(spec.capacity.unwrap()["storage"].0, "2Gi");
+    let pvc: PersistentVolumeClaim =
+        serde_json::from_value(f.server.get("persistentvolumeclaims", "apps", "files").unwrap()).unwrap();
+    let pspec = pvc.spec.unwrap();
+    assert_eq!(pspec.access_modes, Some(vec!["ReadWriteMany".to_string()]));
+    assert_eq!(pspec.volume_name.as_deref(), Some("devenv-dev-shared-data"));
+    assert_eq!(pspec.resources.unwrap().requests.unwrap()["storage"].0, "2Gi");
+
+    // devenv.yaml renames the claim while the volume is still bound to the old one.
+    let err = KubeApi
+        .ensure_volume(&f.target, &shared_volume("apps", "renamed"), &c)
+        .unwrap_err()
+        .render();
+    assert!(
+        err.contains("PersistentVolume devenv-dev-shared-data is bound to claim apps/files, not to apps/renamed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubectl delete pvc -n apps files` then `kubectl delete pv devenv-dev-shared-data"),
+        "{err}"
+    );
+
+    KubeApi
+        .delete_volume(&f.target, "devenv-dev-shared-data", "apps", "files", &c)
+        .unwrap();
+    assert!(
+        f.server
+            .get("persistentvolumes", "", "devenv-dev-shared-data")
+            .is_none()
+    );
+    assert!(f.server.get("persistentvolumeclaims", "apps", "files").is_none());
+    // Already gone is fine.
+    KubeApi
+        .delete_volume(&f.target, "devenv-dev-shared-data", "apps", "files", &c)
+        .unwrap();
+}
+
+#[test]
+fn the_shared_check_writes_from_one_pod_and_reads_from_another_through_a_real_directory() {
+    let f = fixture("kapi-shared-check");
+    let dir = TempDir::new("kapi-shared-dir");
+    {
+        let mut st = f.server.store.lock().unwrap();
+        st.claim_dirs
+            .insert(("apps".into(), "files".into()), dir.path().to_path_buf());
+        st.job_node = "dev-worker".into();
+    }
+    f.server.put(json!({"kind": "Namespace", "metadata": {"name": "apps"}}));
+    let s = spec();
+    KubeApi
+        .smoke_shared(
+            &f.target,
+            &s,
+            &shared_volume("apps", "files"),
+            Duration::from_secs(5),
+            &Cancel::new(),
+        )
+        .unwrap();
+    // The reader removed the writer's file; both Jobs are gone.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert!(f.server.get("jobs", "apps", "devenv-shared-write-0a1b2c").is_none());
+    assert!(f.server.get("jobs", "apps", "devenv-shared-read-0a1b2c").is_none());
+    // The reader was asked to keep off the writer's node.
+    let posts = f.server.requests();
+    assert_eq!(
+        posts
+            .iter()
+            .filter(|r| r.starts_with("POST /apis/batch/v1/namespaces/apps/jobs"))
+            .count(),
+        2
+    );
+    let reader = devenv::adapters::kubeapi::shared_job_object(
+        &s,
+        &shared_volume("apps", "files"),
+        "read",
+        Some("dev-worker"),
+        Duration::from_secs(5),
+    );
+    let aff = serde_json::to_value(&reader).unwrap();
+    assert_eq!(
+        aff.pointer("/spec/template/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution/0/preference/matchExpressions/0/values/0"),
+        Some(&json!("dev-worker"))
+    );
+
+    // The reader's own script fails when the writer's file is not there.
+    let other = TempDir::new("kapi-shared-other");
+    let s2 = SmokeSpec {
+        token: "ffee00".into(),
+        ..spec()
+    };
+    let reader = devenv::adapters::kubeapi::shared_job_object(
+        &s2,
+        &shared_volume("apps", "files"),
+        "read",
+        None,
+        Duration::from_secs(5),
+    );
+    let argv: Vec<String> =
+        serde_json::to_value(&reader).unwrap()["spec"]["template"]["spec"]["containers"][0]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("DIR", other.path())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the reader passed without the writer's file");
+    // End to end: a claim whose directory is not there fails the check, naming the claim.
+    f.server
+        .store
+        .lock()
+        .unwrap()
+        .claim_dirs
+        .insert(("apps".into(), "files".into()), other.path().join("not-mounted"));
+    let err = KubeApi
+        .smoke_shared(
+            &f.target,
+            &s2,
+            &shared_volume("apps", "files"),
+            Duration::from_secs(3),
+            &Cancel::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the shared volume check (claim apps/files): the writer"),
+        "{err}"
+    );
+    assert!(
+        f.server.get("jobs", "apps", "devenv-shared-write-ffee00").is_none(),
+        "deleted after a failure too"
+    );
+}
+
+/// A helm release Secret as helm 3 and 4 store it: labels, and `release` = base64(gzip(JSON)).
+fn helm_secret(name: &str, ns: &str, revision: u32, status: &str, chart: &str, version: &str) -> serde_json::Value {
+    use std::io::Write;
+    let body = json!({"name": name, "namespace": ns, "version": revision, "info": {"status": status},
+        "chart": {"metadata": {"name": chart, "version": version}}});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(body.to_string().as_bytes()).unwrap();
+    let inner = devenv::probe::scram::b64encode(&gz.finish().unwrap());
+    json!({"kind": "Secret", "type": "helm.sh/release.v1",
+        "metadata": {"name": format!("sh.helm.release.v1.{name}.v{revision}"), "namespace": ns,
+            "labels": {"owner": "helm", "name": name, "status": status, "version": revision.to_string()}},
+        "data": {"release": devenv::probe::scram::b64encode(inner.as_bytes())}})
+}
+
+#[test]
+fn helm_releases_are_read_from_helms_secrets_in_one_request_at_their_latest_revision() {
+    let f = fixture("kapi-helm-secrets");
+    f.server.put(helm_secret(
+        "postgresql",
+        "devenv-data",
+        1,
+        "superseded",
+        "postgres",
+        "1.6.6",
+    ));
+    f.server.put(helm_secret(
+        "postgresql",
+        "devenv-data",
+        2,
+        "deployed",
+        "postgres",
+        "1.6.7",
+    ));
+    f.server.put(helm_secret(
+        "monitoring",
+        "monitoring",
+        1,
+        "failed",
+        "kube-prometheus-stack",
+        "88.2.0",
+    ));
+    f.server.put(helm_secret(
+        "redis",
+        "devenv-data",
+        3,
+        "pending-upgrade",
+        "redis",
+        "2.4.4",
+    ));
+    // Not helm's: ignored.
+    f.server.put(json!({"kind": "Secret", "type": "Opaque", "metadata": {"name": "app", "namespace": "default", "labels": {"owner": "helm"}}, "data": {"release": "bm90IGhlbG0="}}));
+    let c = Cancel::new();
+    let mut got = KubeApi.helm_releases(&f.target, &c).unwrap().expect("readable");
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    let rows: Vec<(String, String, String, String)> = got
+        .into_iter()
+        .map(|r| (r.name, r.namespace, r.status, r.chart))
+        .collect();
+    let row = |a: &str, b: &str, c: &str, d: &str| (a.to_string(), b.to_string(), c.to_string(), d.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            row("monitoring", "monitoring", "failed", "kube-prometheus-stack-88.2.0"),
+            row("postgresql", "devenv-data", "deployed", "postgres-1.6.7"),
+            row("redis", "devenv-data", "pending-upgrade", "redis-2.4.4"),
+        ]
+    );
+    let lists: Vec<String> = f
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/secrets"))
+        .collect();
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert!(
+        lists[0].contains("labelSelector=owner%3Dhelm%2Cstatus%21%3Dsuperseded"),
+        "{lists:?}"
+    );
+    // Not allowed to list Secrets: None, so that devenv asks `helm list` instead.
+    f.server.store.lock().unwrap().forbidden.push("secrets".into());
+    assert_eq!(KubeApi.helm_releases(&f.target, &c).unwrap(), None);
+}
+
+#[test]
+fn the_metrics_check_waits_through_503s_and_fails_in_time_naming_the_metrics_api() {
+    let f = fixture("kapi-metrics");
+    f.server
+        .put(json!({"kind": "NodeMetrics", "metadata": {"name": "dev-control-plane"},
+        "timestamp": "2026-11-29T10:00:00Z", "window": "20s", "usage": {"cpu": "123m", "memory": "512Mi"}}));
+    f.server.store.lock().unwrap().metrics_unavailable = 2;
+    let c = Cancel::new();
+    KubeApi.node_metrics(&f.target, Duration::from_secs(10), &c).unwrap();
+    // The core nodes are another resource: the metrics did not land there.
+    assert!(f.server.get("nodes", "", "dev-control-plane").is_none());
+
+    f.server.store.lock().unwrap().metrics_unavailable = u32::MAX;
+    let t = Instant::now();
+    let err = KubeApi
+        .node_metrics(&f.target, Duration::from_secs(2), &c)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "bounded by its timeout: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        err.contains("the metrics API (metrics.k8s.io/v1beta1 nodes) gave no node's usage within 2s"),
+        "{err}"
+    );
+}

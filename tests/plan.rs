@@ -219,3 +219,45 @@ fn smoke_tests_rerun_when_they_have_not_passed_since_the_last_change() {
     assert_eq!(k.last().unwrap(), &("smoke".to_string(), Kind::Run));
     assert_eq!(p.changes(), 1);
 }
+
+#[test]
+fn a_versions_file_from_before_the_optional_components_takes_their_built_in_pins() {
+    let d = common::TempDir::new("plan-old-versions");
+    let builtin = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/versions.yaml")).unwrap();
+    let cut = builtin
+        .find("  # Optional components")
+        .expect("the built-in file has them");
+    let rest = &builtin[cut..];
+    let end = rest.find("\n\n").map(|i| cut + i).unwrap_or(builtin.len());
+    let old = format!("{}{}", &builtin[..cut], &builtin[end..]);
+    assert!(!old.contains("kube-prometheus-stack"));
+    d.write("versions.yaml", &old);
+    let des = desired_in(
+        d.path(),
+        Selection {
+            with: vec!["monitoring".into(), "metrics-server".into()],
+            ..Selection::default()
+        },
+    );
+    let chart = |n: &str| {
+        let c = &des.components.iter().find(|c| c.name == n).unwrap().chart;
+        (c.chart.clone(), c.version.clone().unwrap())
+    };
+    assert_eq!(chart("monitoring"), ("kube-prometheus-stack".into(), "88.2.0".into()));
+    assert_eq!(chart("metrics-server"), ("metrics-server".into(), "3.13.0".into()));
+    // Off by default: nothing optional is installed, and the plan names why each is off.
+    let plain = defaults();
+    assert!(
+        !plain
+            .components
+            .iter()
+            .any(|c| c.name == "monitoring" || c.name == "metrics-server")
+    );
+    assert!(plain.shared.is_none() && !plain.metrics_check);
+    assert!(
+        plain
+            .switched_off
+            .iter()
+            .any(|(n, _, why)| n == "monitoring" && why.starts_with("not switched on"))
+    );
+}

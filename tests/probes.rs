@@ -198,3 +198,109 @@ fn real_http_probe_through_a_token_host_accepts_only_the_runs_own_token() {
         .to_string();
     assert!(err.contains("expected status 200"), "{err}");
 }
+
+/// A one-thread HTTP/1.1 server on 127.0.0.1 answering by Host header, for the JSON APIs of
+/// Prometheus and Grafana (not real Prometheus or Grafana: their documented answer shapes).
+fn json_server(routes: Vec<(&'static str, u16, String)>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut host = String::new();
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(h) = line.to_ascii_lowercase().strip_prefix("host:") {
+                    host = h.trim().to_string();
+                }
+                line.clear();
+            }
+            let (status, body) = routes
+                .iter()
+                .find(|(h, _, _)| *h == host)
+                .map(|(_, s, b)| (*s, b.clone()))
+                .unwrap_or((404, "404 page not found\n".into()));
+            let mut w = conn;
+            let _ = write!(
+                w,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn prometheus_needs_a_healthy_target_and_grafana_an_ok_database() {
+    let target = |health: &str, err: &str| {
+        format!(
+            r#"{{"scrapePool":"serviceMonitor/monitoring/monitoring-kube-state-metrics/0","scrapeUrl":"http://10.244.0.7:8080/metrics","health":"{health}","lastError":"{err}","labels":{{"job":"kube-state-metrics"}}}}"#
+        )
+    };
+    let answer = |targets: Vec<String>| {
+        format!(
+            r#"{{"status":"success","data":{{"activeTargets":[{}],"droppedTargets":[]}}}}"#,
+            targets.join(",")
+        )
+    };
+    let port = json_server(vec![
+        (
+            "prometheus.up.localhost",
+            200,
+            answer(vec![target("down", "connection refused"), target("up", "")]),
+        ),
+        (
+            "prometheus.down.localhost",
+            200,
+            answer(vec![target(
+                "down",
+                "Get \\\"http://10.244.0.7:8080/metrics\\\": context deadline exceeded",
+            )]),
+        ),
+        ("prometheus.empty.localhost", 200, answer(vec![])),
+        (
+            "grafana.up.localhost",
+            200,
+            r#"{"commit":"abc","database":"ok","version":"12.3.0"}"#.into(),
+        ),
+        (
+            "grafana.db.localhost",
+            503,
+            r#"{"commit":"abc","database":"failing","version":"12.3.0"}"#.into(),
+        ),
+    ]);
+    let h = "127.0.0.1";
+    http::prometheus(h, port, "prometheus.up.localhost", T).unwrap();
+    let e = http::prometheus(h, port, "prometheus.down.localhost", T).unwrap_err();
+    assert!(
+        e.contains("none of Prometheus's 1 target(s) is healthy; http://10.244.0.7:8080/metrics is down: Get")
+            && e.contains("context deadline exceeded"),
+        "{e}"
+    );
+    let e = http::prometheus(h, port, "prometheus.empty.localhost", T).unwrap_err();
+    assert!(e.contains("Prometheus has no scrape targets yet"), "{e}");
+    // The ingress answers 404 for a host it has no rule for (the chart's Ingress is missing).
+    let e = http::prometheus(h, port, "prometheus.other.localhost", T).unwrap_err();
+    assert!(
+        e.contains("(Host: prometheus.other.localhost)") && e.contains("404"),
+        "{e}"
+    );
+    http::grafana(h, port, "grafana.up.localhost", T).unwrap();
+    let e = http::grafana(h, port, "grafana.db.localhost", T).unwrap_err();
+    assert!(
+        e.contains("/api/health (Host: grafana.db.localhost)") && e.contains("503"),
+        "{e}"
+    );
+    // Through the prober, as `devenv test` runs it.
+    let probe = Probe {
+        name: "grafana".into(),
+        host: h.into(),
+        port,
+        check: Check::Grafana {
+            host_header: "grafana.up.localhost".into(),
+        },
+    };
+    ServiceProber.probe(&probe, None, &token(), T, &Cancel::new()).unwrap();
+}

@@ -125,7 +125,13 @@ fn sim_a_fault_at_each_external_step_fails_clearly_and_the_next_up_converges() {
             "Unable to connect to the server: dial tcp 127.0.0.1:6443: connect: connection refused",
             true,
         ),
-        ("helm.list", None, "Error: Kubernetes cluster unreachable", true),
+        // Helm's releases are read from its storage Secrets through the API.
+        (
+            "kube.helm_releases",
+            None,
+            "secrets is forbidden: User \"dev\" cannot list resource \"secrets\" (simulated 500)",
+            true,
+        ),
         (
             "helm.upgrade_install",
             Some("redis"),
@@ -211,7 +217,7 @@ fn sim_interrupts_at_24_points_exit_130_or_143_release_the_lock_and_the_next_up_
         let signal = if i % 2 == 0 { Signal::Int } else { Signal::Term };
         let cancel = Cancel::new();
         let c = cancel.clone();
-        let at = Duration::from_millis(5 + i * 17);
+        let at = Duration::from_millis(5 + i * 18);
         std::thread::spawn(move || {
             std::thread::sleep(at);
             c.cancel(Reason::Signal(signal));

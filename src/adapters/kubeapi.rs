@@ -388,7 +388,11 @@ pub fn release_from_secret(secret: &Secret) -> Option<(u64, ReleaseInfo)> {
     let decoded = crate::probe::scram::b64decode(std::str::from_utf8(raw).ok()?.trim())?;
     let mut json = Vec::new();
     if decoded.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(&decoded[..]).read_to_end(&mut json).ok()?;
+        // Bounded: a release is at most a few MiB; a hostile Secret cannot inflate without end.
+        flate2::read::GzDecoder::new(&decoded[..])
+            .take(32 << 20)
+            .read_to_end(&mut json)
+            .ok()?;
     } else {
         json = decoded;
     }

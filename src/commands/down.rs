@@ -57,11 +57,28 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
             "removed devenv's state for `{name}` ({}), with the persistent data in it",
             state.dir.display()
         ));
-    } else if state.data_dir().is_dir() {
-        app.reporter.info(&format!(
-            "kept PostgreSQL's data in {}: the next `devenv up` finds it again (`devenv down --purge` deletes it)",
-            state.data_dir().display()
-        ));
+    } else {
+        let data = state.data_dir();
+        let mut kept = Vec::new();
+        if data.join("postgresql").is_dir() {
+            kept.push(format!("PostgreSQL's data in {}", data.join("postgresql").display()));
+        }
+        if data.join("shared").is_dir() {
+            kept.push(format!("the shared files in {}", data.join("shared").display()));
+        }
+        if !kept.is_empty() {
+            app.reporter.info(&format!(
+                "kept {}: the next `devenv up` finds them again (`devenv down --purge` deletes them)",
+                kept.join(" and ")
+            ));
+        }
+    }
+    // A directory of the user's own is never devenv's to delete, not even with --purge.
+    if let Some(dir) = config.project.shared.path.as_ref().filter(|d| d.is_dir())
+        && desired.shared.is_some()
+    {
+        app.reporter
+            .info(&format!("the shared files stay in {} (your directory)", dir.display()));
     }
     let result = if removed { "removed" } else { "unchanged" };
     app.reporter

@@ -77,8 +77,16 @@ pub fn run(app: &App) -> Result<()> {
             let endpoint = desired
                 .probes
                 .iter()
-                .find(|p| p.name == c.name || (p.name == "http" && (c.name == "ingress-nginx" || c.name == "traefik")))
-                .map(|p| format!("{}:{}", p.host, p.port))
+                .find(|p| {
+                    p.name == c.name
+                        || (p.name == "http" && (c.name == "ingress-nginx" || c.name == "traefik"))
+                        || (p.name == "grafana" && c.name == "monitoring")
+                })
+                .map(|p| match &p.check {
+                    crate::world::Check::Grafana { host_header } if p.port == 80 => format!("http://{host_header}"),
+                    crate::world::Check::Grafana { host_header } => format!("http://{host_header}:{}", p.port),
+                    _ => format!("{}:{}", p.host, p.port),
+                })
                 .unwrap_or_default();
             let chart = rel.map(|r| r.chart.clone()).unwrap_or_else(|| "-".into());
             text.push_str(&format!(
@@ -95,6 +103,28 @@ pub fn run(app: &App) -> Result<()> {
                 problems.push(format!("{} differs from the configuration", c.name));
             }
             comps.push(serde_json::json!({"name": c.name, "namespace": c.namespace, "chart": chart, "status": status, "current": current, "endpoint": endpoint}));
+        }
+        if let Some(sh) = &desired.shared {
+            let rec = applied.entries.get("volume.shared-data");
+            let status = if rec.is_some() { "present" } else { "absent" };
+            let current = rec.is_some_and(|r| r.split(' ').next() == Some(sh.digest.as_str()));
+            let dir = sh.host_dir.clone().unwrap_or_else(|| state.data_dir().join("shared"));
+            let claim = format!("{}/{}", sh.volume.namespace, sh.volume.claim);
+            text.push_str(&format!(
+                "  {:<16} {:<24} {:<16} {:<10} {}\n",
+                "shared-data",
+                claim,
+                status,
+                if current { "current" } else { "outdated" },
+                dir.display()
+            ));
+            if !current {
+                problems.push(format!(
+                    "the shared-data claim {claim} is {}",
+                    if rec.is_some() { "outdated" } else { "missing" }
+                ));
+            }
+            comps.push(serde_json::json!({"name": "shared-data", "namespace": sh.volume.namespace, "claim": sh.volume.claim, "status": status, "current": current, "directory": dir}));
         }
     }
     app.reporter.data(&text);

@@ -338,4 +338,45 @@ mod tests {
         let twice = with_data_mount(&out, std::path::Path::new("/home/dev/.local/state/devenv/dev/data")).unwrap();
         assert_eq!(twice.matches("/devenv-data").count(), 2);
     }
+
+    #[test]
+    fn the_data_and_shared_mounts_use_only_kind_v1alpha4_mount_fields_on_every_node() {
+        let text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n  - role: worker\n  - role: worker\n";
+        let out = with_mounts(
+            text,
+            &[
+                (std::path::PathBuf::from("/state/dev/data"), DATA_MOUNT),
+                (std::path::PathBuf::from("/home/dev/project/shared"), "/devenv-shared"),
+            ],
+        )
+        .unwrap();
+        // `Mount` refuses any field kind's v1alpha4 Mount does not have (deny_unknown_fields).
+        let parsed = crate::config::yaml::parse::<KindConfig>("generated", &out).unwrap();
+        parsed.validate("generated", "dev").unwrap();
+        let nodes = parsed.nodes.unwrap().value;
+        assert_eq!(nodes.len(), 3);
+        for n in &nodes {
+            let m: Vec<(&str, &str)> = n
+                .extra_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|m| (m.host_path.as_str(), m.container_path.as_str()))
+                .collect();
+            assert_eq!(
+                m,
+                vec![
+                    ("/state/dev/data", "/devenv-data"),
+                    ("/home/dev/project/shared", "/devenv-shared")
+                ]
+            );
+        }
+        // Each generated mount has exactly kind's two required fields, spelt as kind spells them.
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for m in v["nodes"][0]["extraMounts"].as_array().unwrap() {
+            let mut keys: Vec<&String> = m.as_object().unwrap().keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["containerPath", "hostPath"]);
+        }
+    }
 }

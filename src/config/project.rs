@@ -535,11 +535,14 @@ fn shared_data(file: &str, dir: &std::path::Path, f: &SharedDataFile) -> Result<
                 },
                 None => std::path::PathBuf::from(raw),
             };
-            let abs = if expanded.is_absolute() {
+            // Without `.` parts: the same directory must give the same mount (and cluster digest).
+            let abs: std::path::PathBuf = if expanded.is_absolute() {
                 expanded
             } else {
                 dir.join(expanded)
-            };
+            }
+            .components()
+            .collect();
             if raw.is_empty() || abs.is_file() {
                 return Err(Error::config(
                     at(file, p),

@@ -23,12 +23,24 @@ const RESOURCES: &[(&str, &str, &str, bool)] = &[
     ("api/v1", "services", "Service", true),
     ("api/v1", "persistentvolumes", "PersistentVolume", false),
     ("api/v1", "persistentvolumeclaims", "PersistentVolumeClaim", true),
+    ("api/v1", "secrets", "Secret", true),
     ("apis/apps/v1", "deployments", "Deployment", true),
     ("apis/apps/v1", "statefulsets", "StatefulSet", true),
     ("apis/apps/v1", "daemonsets", "DaemonSet", true),
     ("apis/batch/v1", "jobs", "Job", true),
     ("apis/networking.k8s.io/v1", "ingresses", "Ingress", true),
+    // metrics-server's aggregated API; kept in the store under the plural "nodemetrics".
+    ("apis/metrics.k8s.io/v1beta1", "nodes", "NodeMetrics", false),
 ];
+
+/// The store's key for a resource: metrics.k8s.io's "nodes" are not the core "nodes".
+fn store_plural(prefix: &str, plural: &str) -> String {
+    if prefix.starts_with("apis/metrics.k8s.io") {
+        "nodemetrics".into()
+    } else {
+        plural.into()
+    }
+}
 
 #[derive(Default)]
 pub struct Store {
@@ -44,6 +56,16 @@ pub struct Store {
     pub controllers: bool,
     /// Answer everything with this non-JSON body (a proxy's error page, say).
     pub garbage: Option<String>,
+    /// Resources (plurals) the caller may not list: 403 Forbidden.
+    pub forbidden: Vec<String>,
+    /// Requests to the metrics API still to answer 503, the way an aggregated API does before
+    /// metrics-server is ready; u32::MAX: always.
+    pub metrics_unavailable: u32,
+    /// (namespace, claim) -> a real directory: a Job mounting that claim runs its containers'
+    /// commands here, with real `sh` and `DIR` set to the directory, and completes or fails by
+    /// their exit status; its pod lands on `job_node`.
+    pub claim_dirs: BTreeMap<(String, String), std::path::PathBuf>,
+    pub job_node: String,
     rv: u64,
 }
 
@@ -85,12 +107,62 @@ fn merge(target: &mut Value, patch: &Value) {
 
 fn selector_matches(obj: &Value, selector: &str) -> bool {
     selector.split(',').filter(|s| !s.is_empty()).all(|term| {
-        let (k, v) = term.split_once('=').unwrap_or((term, ""));
-        obj.pointer("/metadata/labels")
-            .and_then(|l| l.get(k))
-            .and_then(|x| x.as_str())
-            == Some(v)
+        let label = |k: &str| {
+            obj.pointer("/metadata/labels")
+                .and_then(|l| l.get(k))
+                .and_then(|x| x.as_str())
+                .map(String::from)
+        };
+        match term.split_once("!=") {
+            Some((k, v)) => label(k).as_deref() != Some(v),
+            None => {
+                let (k, v) = term.split_once('=').unwrap_or((term, ""));
+                label(k).as_deref() == Some(v)
+            }
+        }
     })
+}
+
+/// Runs a Job's containers for real when it mounts a claim that has a directory (see
+/// `Store::claim_dirs`): Complete when every command exits 0, else Failed. Also adds its pod.
+fn run_job(st: &mut Store, ns: &str, job: &mut Value) -> bool {
+    let tmpl = job["spec"]["template"].clone();
+    let claim = tmpl
+        .pointer("/spec/volumes/0/persistentVolumeClaim/claimName")
+        .and_then(|c| c.as_str());
+    let Some(dir) = claim
+        .and_then(|c| st.claim_dirs.get(&(ns.to_string(), c.to_string())))
+        .cloned()
+    else {
+        return false;
+    };
+    let mut ok = true;
+    for c in tmpl["spec"]["containers"].as_array().into_iter().flatten() {
+        let argv: Vec<String> = c["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("DIR", &dir)
+            .status()
+            .unwrap();
+        ok &= status.success();
+    }
+    job["status"] = if ok {
+        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+    } else {
+        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
+    };
+    let name = format!("{}-x1", job["metadata"]["name"].as_str().unwrap());
+    let pod = json!({"kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": ns, "labels": tmpl["metadata"]["labels"].clone()},
+        "spec": {"nodeName": st.job_node, "containers": tmpl["spec"]["containers"].clone()},
+        "status": {"phase": if ok {"Succeeded"} else {"Failed"}}});
+    st.objects.insert(("pods".into(), ns.into(), name), pod);
+    true
 }
 
 fn decode(s: &str) -> String {
@@ -160,7 +232,7 @@ impl ApiServer {
         let mut st = self.store.lock().unwrap();
         st.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-        st.objects.insert((plural.to_string(), ns, name), obj);
+        st.objects.insert((store_plural(prefix, plural), ns, name), obj);
     }
 
     pub fn get(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
@@ -319,6 +391,27 @@ fn handle(
     };
     let key_ns = if *namespaced { ns.to_string() } else { String::new() };
     let gv = gv_of(&prefix);
+    let plural_key = store_plural(&prefix, plural);
+    let plural = plural_key.as_str();
+    if plural == "nodemetrics" && st.metrics_unavailable > 0 {
+        if st.metrics_unavailable != u32::MAX {
+            st.metrics_unavailable -= 1;
+        }
+        return json_out(status(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ));
+    }
+    if method == "GET" && name.is_none() && st.forbidden.iter().any(|f| f == plural) {
+        return json_out(status(
+            403,
+            "Forbidden",
+            &format!(
+                "{plural} is forbidden: User \"dev\" cannot list resource \"{plural}\" in API group \"\" at the cluster scope"
+            ),
+        ));
+    }
     match (method, name, sub) {
         ("GET", Some(pod), Some("log")) => {
             let container = q.get("container").cloned().unwrap_or_default();
@@ -403,7 +496,9 @@ fn handle(
             if *namespaced {
                 obj["metadata"]["namespace"] = json!(ns);
             }
-            if st.controllers {
+            if plural == "jobs" && run_job(&mut st, ns, &mut obj) {
+                // Ran for real.
+            } else if st.controllers {
                 let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
                 match plural {
                     "deployments" => {
