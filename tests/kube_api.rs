@@ -623,19 +623,9 @@ fn the_shared_check_writes_from_one_pod_and_reads_from_another_through_a_real_di
         None,
         Duration::from_secs(5),
     );
-    let argv: Vec<String> =
-        serde_json::to_value(&reader).unwrap()["spec"]["template"]["spec"]["containers"][0]["command"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-    let status = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("DIR", other.path())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the reader passed without the writer's file");
+    let container = serde_json::to_value(&reader).unwrap()["spec"]["template"]["spec"]["containers"][0].clone();
+    let passed = apiserver::run_container(&container, other.path());
+    assert!(!passed, "the reader passed without the writer's file");
     // End to end: a claim whose directory is not there fails the check, naming the claim.
     f.server
         .store

@@ -383,28 +383,19 @@ impl Desired {
         }
         let user_shared_text = user_shared.map(|x| x.display().to_string()).unwrap_or_default();
         let cluster_digest = match p.driver {
-            Driver::Kind if user_shared.is_none() => digest(&[
-                "kind",
-                &v.kind_node_image,
-                &config.kind_config_text,
-                if data_mount {
+            Driver::Kind => {
+                let data = if data_mount {
                     crate::config::kind::DATA_MOUNT
                 } else {
                     ""
-                },
-            ]),
-            Driver::Kind => digest(&[
-                "kind",
-                &v.kind_node_image,
-                &config.kind_config_text,
-                if data_mount {
-                    crate::config::kind::DATA_MOUNT
-                } else {
-                    ""
-                },
-                SHARED_MOUNT,
-                &user_shared_text,
-            ]),
+                };
+                let mut parts = vec!["kind", &v.kind_node_image, &config.kind_config_text, data];
+                // Only when there is one, so that clusters made before it keep their digest.
+                if user_shared.is_some() {
+                    parts.extend([SHARED_MOUNT, user_shared_text.as_str()]);
+                }
+                digest(&parts)
+            }
             Driver::Minikube => digest(&["minikube", &v.minikube_kubernetes]),
             Driver::Existing => digest(&["existing"]),
         };

@@ -123,6 +123,22 @@ fn selector_matches(obj: &Value, selector: &str) -> bool {
     })
 }
 
+/// Runs one container's `command` with real processes, `DIR` set to `dir`; true when it exits 0.
+pub fn run_container(container: &Value, dir: &std::path::Path) -> bool {
+    let argv: Vec<String> = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("DIR", dir)
+        .status()
+        .unwrap()
+        .success()
+}
+
 /// Runs a Job's containers for real when it mounts a claim that has a directory (see
 /// `Store::claim_dirs`): Complete when every command exits 0, else Failed. Also adds its pod.
 fn run_job(st: &mut Store, ns: &str, job: &mut Value) -> bool {
@@ -138,18 +154,7 @@ fn run_job(st: &mut Store, ns: &str, job: &mut Value) -> bool {
     };
     let mut ok = true;
     for c in tmpl["spec"]["containers"].as_array().into_iter().flatten() {
-        let argv: Vec<String> = c["command"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-        let status = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("DIR", &dir)
-            .status()
-            .unwrap();
-        ok &= status.success();
+        ok &= run_container(c, &dir);
     }
     job["status"] = if ok {
         json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
