@@ -764,3 +764,63 @@ fn the_metrics_check_waits_through_503s_and_fails_in_time_naming_the_metrics_api
         "{err}"
     );
 }
+
+#[test]
+fn prometheus_made_by_its_operator_is_waited_for_until_it_appears_and_is_ready() {
+    let f = fixture("kapi-operator");
+    let server = &f.server;
+    let selector = "app.kubernetes.io/name=prometheus,app.kubernetes.io/managed-by=prometheus-operator";
+    // Nothing carries those labels yet: the operator has not made the StatefulSet.
+    let t = Instant::now();
+    let err = KubeApi
+        .wait_workloads_ready(
+            &f.target,
+            "prometheus",
+            "monitoring",
+            selector,
+            Duration::from_secs(2),
+            &Cancel::new(),
+        )
+        .unwrap_err()
+        .render();
+    assert!(t.elapsed() >= Duration::from_secs(2), "it waited: {:?}", t.elapsed());
+    assert!(
+        err.contains("prometheus (namespace monitoring) did not appear within 2s: nothing is labelled app.kubernetes.io/name=prometheus"),
+        "{err}"
+    );
+    assert!(err.contains("help: its operator creates it"), "{err}");
+    // The operator makes it, not ready at first, then ready: the wait returns then.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(600));
+            let labels = json!({"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/managed-by": "prometheus-operator",
+                "app.kubernetes.io/instance": "monitoring-kube-prometheus-prometheus"});
+            server.put(json!({"kind": "StatefulSet", "metadata": {"name": "prometheus-monitoring-kube-prometheus-prometheus",
+                "namespace": "monitoring", "generation": 1, "labels": labels},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}, "template": {}},
+                "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 0}}));
+            std::thread::sleep(Duration::from_millis(1500));
+            let mut ss = server
+                .get("statefulsets", "monitoring", "prometheus-monitoring-kube-prometheus-prometheus")
+                .unwrap();
+            ss["status"]["readyReplicas"] = json!(1);
+            server.put(ss);
+        });
+        let t = Instant::now();
+        KubeApi
+            .wait_workloads_ready(
+                &f.target,
+                "prometheus",
+                "monitoring",
+                selector,
+                Duration::from_secs(20),
+                &Cancel::new(),
+            )
+            .unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(2000) && t.elapsed() < Duration::from_secs(6),
+            "returned when it was ready, not when it appeared: {:?}",
+            t.elapsed()
+        );
+    });
+}

@@ -359,3 +359,39 @@ fn sim_optional_component_mistakes_are_usage_or_config_errors_that_change_nothin
     assert!(lab.mutations().is_empty(), "{:?}", lab.mutations());
     assert!(!lab.state.path().join("devenv/with").exists(), "nothing was remembered");
 }
+
+#[test]
+fn sim_a_prometheus_that_its_operator_cannot_start_fails_monitoring_naming_the_image() {
+    let lab = Lab::new("opt-prom-pull");
+    lab.world.break_pods(
+        "prometheus",
+        devenv::world::sim::PodProblem {
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image \"quay.io/prometheus/prometheus:v3.7.3\"".into(),
+            image: "quay.io/prometheus/prometheus:v3.7.3".into(),
+            log: String::new(),
+        },
+    );
+    let out = lab.run(&["up", "--with", "monitoring", "--timeout", "1s"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("prometheus (namespace monitoring) is not ready after"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("quay.io/prometheus/prometheus:v3.7.3"), "{out:?}");
+    // Not recorded as done: the next up tries monitoring again, and only it.
+    lab.world.with(|s| s.pod_problems.clear()).unwrap();
+    let before = lab.mutations().len();
+    let again = lab.run(&["up"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let changed = lab.mutations()[before..].to_vec();
+    assert!(
+        changed.contains(&"helm.upgrade_install monitoring".to_string()),
+        "{changed:?}"
+    );
+    assert!(
+        !changed.iter().any(|m| m == "helm.upgrade_install postgresql"),
+        "{changed:?}"
+    );
+}

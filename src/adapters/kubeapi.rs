@@ -195,11 +195,42 @@ async fn wait_ready(
     selector: &str,
     timeout: Duration,
 ) -> Result<()> {
+    wait_ready_some(client, t, what, ns, selector, timeout, false).await
+}
+
+/// [`wait_ready`]; with `require_some`, also waits for the first workload to appear (an
+/// operator creates it after its own release is ready).
+async fn wait_ready_some(
+    client: &Client,
+    t: &KubeTarget,
+    what: &str,
+    ns: &str,
+    selector: &str,
+    timeout: Duration,
+    require_some: bool,
+) -> Result<()> {
     let started = Instant::now();
     loop {
         let mut s = snapshot(client, ns, selector, t).await?;
         let verdict = readiness::verdict(&s);
         let out_of_time = started.elapsed() >= timeout;
+        let none =
+            s.deployments.is_empty() && s.statefulsets.is_empty() && s.daemonsets.is_empty() && s.jobs.is_empty();
+        if require_some && none {
+            if out_of_time {
+                return Err(Error::failed(
+                    format!(
+                        "{what} (namespace {ns}) did not appear within {}s: nothing is labelled {selector}",
+                        timeout.as_secs()
+                    ),
+                    format!(
+                        "its operator creates it: `kubectl -n {ns} get pods` and the operator's log say why not (with `devenv env`)"
+                    ),
+                ));
+            }
+            tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))).await;
+            continue;
+        }
         match verdict {
             Verdict::Ready => return Ok(()),
             Verdict::Failed(_) => {}
@@ -615,6 +646,20 @@ impl Kube for KubeApi {
                 timeout,
             )
             .await
+        })
+    }
+
+    fn wait_workloads_ready(
+        &self,
+        t: &KubeTarget,
+        what: &str,
+        namespace: &str,
+        selector: &str,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        block(t, cancel, |client| async move {
+            wait_ready_some(&client, t, what, namespace, selector, timeout, true).await
         })
     }
 

@@ -439,9 +439,21 @@ impl Run<'_> {
         });
         self.world.helm.upgrade_install(&self.target, &spec, ctx.cancel)?;
         // Ready means every workload of the release; when it is not, the error says why.
+        let started = std::time::Instant::now();
         self.world
             .kube
             .wait_release_ready(&self.target, &c.name, &c.namespace, self.timeouts.component, ctx.cancel)?;
+        for (what, selector) in &c.also_ready {
+            let left = self.timeouts.component.saturating_sub(started.elapsed());
+            self.world.kube.wait_workloads_ready(
+                &self.target,
+                what,
+                &c.namespace,
+                selector,
+                left.max(std::time::Duration::from_secs(1)),
+                ctx.cancel,
+            )?;
+        }
         if let Some(id) = undo {
             ctx.ledger.forget(id);
         }

@@ -30,6 +30,9 @@ pub struct ComponentSpec {
     pub secret_values: Option<&'static str>,
     /// A project release: installed after the local images are loaded.
     pub uses_images: bool,
+    /// Workloads an operator of the release creates once it runs, waited for after the release:
+    /// (what to call them, label selector in the release's namespace).
+    pub also_ready: Vec<(&'static str, &'static str)>,
 }
 
 /// The shared data volume: a directory on this machine, mounted into every node, offered as a
@@ -143,6 +146,7 @@ fn component(
         after,
         secret_values: None,
         uses_images: false,
+        also_ready: vec![],
     }
 }
 
@@ -254,6 +258,11 @@ impl Desired {
                 // The controller's admission webhook must answer before the chart's Ingresses are created.
                 let after = ingress_name.map(|(n, _)| vec![n.to_string()]).unwrap_or_default();
                 let mut m = component(config, "monitoring", "monitoring", &v.monitoring, generated, after);
+                // The operator makes Prometheus's StatefulSet (with labels of its own) once it runs.
+                m.also_ready = vec![(
+                    "prometheus",
+                    "app.kubernetes.io/name=prometheus,app.kubernetes.io/managed-by=prometheus-operator",
+                )];
                 m.secret_values = Some("grafana:\n  adminUser: admin\n  adminPassword: \"{grafana_password}\"\n");
                 all.push(m);
             }

@@ -149,6 +149,17 @@ pub trait Kube: Send + Sync {
         timeout: std::time::Duration,
         cancel: &Cancel,
     ) -> Result<()>;
+    /// Waits until at least one workload labelled `selector` exists in `namespace` and all such
+    /// are ready: what an operator of the release creates after the release itself is ready.
+    fn wait_workloads_ready(
+        &self,
+        target: &KubeTarget,
+        what: &str,
+        namespace: &str,
+        selector: &str,
+        timeout: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<()>;
     /// Creates the run's smoke namespace, labelled for the sweep and annotated with its owner.
     fn create_smoke_namespace(&self, target: &KubeTarget, spec: &SmokeSpec, cancel: &Cancel) -> Result<()>;
     /// In the smoke namespace: an echo backend answering the run's token, its Service and an

@@ -933,6 +933,19 @@ impl Kube for SimWorld {
         )
     }
 
+    fn wait_workloads_ready(
+        &self,
+        target: &KubeTarget,
+        what: &str,
+        namespace: &str,
+        _selector: &str,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let c = Self::target_cluster(target);
+        self.wait_ready("kube.wait_workloads", &c, what, namespace, timeout, cancel)
+    }
+
     fn delete_volume(
         &self,
         target: &KubeTarget,
