@@ -1,6 +1,8 @@
 //! The real adapters, without the real tools: the exact command lines they build, and how they
 //! read the real output of kind, helm and docker (verbatim samples in tests/samples/).
 
+mod common;
+
 use devenv::adapters::{docker, existing, helm, kind, minikube};
 use devenv::exec::Cancel;
 use devenv::process::ScriptedRunner;
@@ -19,6 +21,7 @@ fn kind_with(runner: &Arc<ScriptedRunner>) -> kind::Kind {
     let engine = Arc::new(docker::DockerCli {
         runner: runner.clone(),
         program: "docker".into(),
+        api: false,
     });
     kind::Kind {
         runner: runner.clone(),
@@ -443,8 +446,50 @@ fn leftover_nodes_are_force_removed_with_their_volumes() {
     docker::DockerCli {
         runner: r.clone(),
         program: "docker".into(),
+        api: false,
     }
     .remove(&["dev-control-plane".into()], &Cancel::new())
     .unwrap();
     assert_eq!(r.calls()[0], argv("docker rm --force --volumes dev-control-plane"));
+}
+
+#[test]
+fn the_engine_api_is_used_only_where_it_reaches_the_engine_the_docker_cli_uses() {
+    let home = common::TempDir::new("docker-context");
+    let vars = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        let mut v: std::collections::BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        v.insert("HOME".into(), home.path().display().to_string());
+        v
+    };
+    let usable = |v: &std::collections::BTreeMap<String, String>| docker::api_reaches_cli_engine("docker", v);
+    // No config, no variables: the default socket, as the CLI.
+    assert!(usable(&vars(&[])));
+    assert!(usable(&vars(&[("DOCKER_HOST", "unix:///run/user/1000/docker.sock")])));
+    assert!(
+        !usable(&vars(&[("DOCKER_HOST", "ssh://me@buildbox")])),
+        "ssh is the CLI's"
+    );
+    assert!(!usable(&vars(&[
+        ("DOCKER_HOST", "tcp://10.0.0.5:2376"),
+        ("DOCKER_TLS_VERIFY", "1")
+    ])));
+    assert!(!usable(&vars(&[("DOCKER_CONTEXT", "colima")])));
+    assert!(usable(&vars(&[("DOCKER_CONTEXT", "default")])));
+    // A context selected with `docker context use` (Docker Desktop on Linux, colima, rootless).
+    home.write(
+        ".docker/config.json",
+        r#"{"auths": {}, "currentContext": "desktop-linux"}"#,
+    );
+    assert!(!usable(&vars(&[])));
+    assert!(
+        usable(&vars(&[("DOCKER_HOST", "unix:///var/run/docker.sock")])),
+        "DOCKER_HOST wins over it"
+    );
+    home.write(".docker/config.json", r#"{"auths": {}, "currentContext": "default"}"#);
+    assert!(usable(&vars(&[])));
+    assert!(
+        !docker::api_reaches_cli_engine("podman", &vars(&[])),
+        "podman goes through its CLI"
+    );
 }

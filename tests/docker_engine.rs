@@ -110,11 +110,14 @@ impl Drop for FakeCluster {
     }
 }
 
-fn kind_provider() -> kind::Kind {
+/// `api`: the node containers through the engine's API (what `up` uses when it reaches the
+/// CLI's engine), else through `docker ps`.
+fn kind_provider(api: bool) -> kind::Kind {
     let runner: Arc<dyn Runner> = Arc::new(SystemRunner);
     let engine = Arc::new(DockerCli {
         runner: runner.clone(),
         program: "docker".into(),
+        api,
     });
     kind::Kind {
         runner,
@@ -131,32 +134,45 @@ fn real_engine_kind_nodes_are_found_by_label_and_an_exited_one_is_started_again(
         return;
     }
     ensure_image();
-    let fake = FakeCluster::new("nodes");
-    let kind = kind_provider();
-    let ClusterState::Present { mut nodes } = kind.observe(&fake.name, &Cancel::new()).unwrap() else {
-        panic!("not found")
-    };
-    nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    assert_eq!(
-        nodes.iter().map(|n| (n.role.as_str(), n.running)).collect::<Vec<_>>(),
-        [("control-plane", true), ("worker", true)]
-    );
-    assert_eq!(
-        kind.observe("devenvtest-no-such-cluster", &Cancel::new()).unwrap(),
-        ClusterState::Absent
-    );
+    for api in [true, false] {
+        let fake = FakeCluster::new(if api { "nodes-api" } else { "nodes-cli" });
+        let kind = kind_provider(api);
+        let ClusterState::Present { mut nodes } = kind.observe(&fake.name, &Cancel::new()).unwrap() else {
+            panic!("not found (api: {api})")
+        };
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.role.as_str(), n.running))
+                .collect::<Vec<_>>(),
+            [
+                (format!("{}-control-plane", fake.name), "control-plane", true),
+                (format!("{}-worker", fake.name), "worker", true)
+            ],
+            "api: {api}"
+        );
+        assert_eq!(
+            kind.observe("devenvtest-no-such-cluster", &Cancel::new()).unwrap(),
+            ClusterState::Absent
+        );
 
-    sh(&["docker", "stop", "--time", "0", &format!("{}-worker", fake.name)]).unwrap();
-    let state = kind.observe(&fake.name, &Cancel::new()).unwrap();
-    assert_eq!(state.stopped_nodes(), vec![format!("{}-worker", fake.name)]);
+        sh(&["docker", "stop", "--time", "0", &format!("{}-worker", fake.name)]).unwrap();
+        let state = kind.observe(&fake.name, &Cancel::new()).unwrap();
+        assert_eq!(
+            state.stopped_nodes(),
+            vec![format!("{}-worker", fake.name)],
+            "api: {api}"
+        );
 
-    kind.start(&fake.name, &Cancel::new()).unwrap();
-    assert!(
-        kind.observe(&fake.name, &Cancel::new())
-            .unwrap()
-            .stopped_nodes()
-            .is_empty()
-    );
+        kind.start(&fake.name, &Cancel::new()).unwrap();
+        assert!(
+            kind.observe(&fake.name, &Cancel::new())
+                .unwrap()
+                .stopped_nodes()
+                .is_empty()
+        );
+    }
 }
 
 #[test]
@@ -203,6 +219,7 @@ fn real_engine_an_unreachable_engine_is_exit_3_with_the_fix() {
     let engine = DockerCli {
         runner: Arc::new(EnvRunner),
         program: "docker".into(),
+        api: false,
     };
     let err = engine
         .containers_labelled(kind::CLUSTER_LABEL, "x", &Cancel::new())

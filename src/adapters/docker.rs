@@ -11,6 +11,38 @@ pub struct DockerCli {
     pub runner: Arc<dyn Runner>,
     /// `docker` or `podman`.
     pub program: String,
+    /// List containers through the engine's API instead of `docker ps` (see [`api_reaches_cli_engine`]).
+    pub api: bool,
+}
+
+/// Whether the engine's API as devenv reaches it (DOCKER_HOST, else the default socket) is the
+/// engine the `docker` CLI talks to, which kind uses: not when a docker context other than the
+/// default one is selected (DOCKER_CONTEXT, or `currentContext` in the CLI's config.json), nor
+/// when DOCKER_HOST needs what only the CLI does (ssh://, TLS).
+pub fn api_reaches_cli_engine(program: &str, vars: &std::collections::BTreeMap<String, String>) -> bool {
+    let var = |k: &str| vars.get(k).filter(|v| !v.is_empty());
+    if std::path::Path::new(program).file_name().and_then(|n| n.to_str()) != Some("docker") {
+        return false;
+    }
+    if var("DOCKER_CONTEXT").is_some_and(|c| c != "default") {
+        return false;
+    }
+    if let Some(host) = var("DOCKER_HOST") {
+        return (host.starts_with("unix://") || host.starts_with("tcp://")) && var("DOCKER_TLS_VERIFY").is_none();
+    }
+    let config = match (var("DOCKER_CONFIG"), var("HOME")) {
+        (Some(d), _) => std::path::Path::new(d).join("config.json"),
+        (None, Some(h)) => std::path::Path::new(h).join(".docker/config.json"),
+        (None, None) => return false,
+    };
+    match std::fs::read_to_string(config) {
+        Err(_) => true,
+        Ok(text) => serde_json::from_str::<serde_json::Value>(&text).ok().is_some_and(|v| {
+            v["currentContext"]
+                .as_str()
+                .is_none_or(|c| c.is_empty() || c == "default")
+        }),
+    }
 }
 
 /// The `--format` given to `ps`: name, kind role label, state.
@@ -81,6 +113,14 @@ impl DockerCli {
 
 impl ContainerEngine for DockerCli {
     fn containers_labelled(&self, label: &str, value: &str, cancel: &Cancel) -> Result<Vec<NodeState>> {
+        if self.api {
+            match super::image_api::containers_labelled(label, value, cancel) {
+                Ok(nodes) => return Ok(nodes),
+                Err(crate::error::Error::Interrupted(s)) => return Err(crate::error::Error::Interrupted(s)),
+                // The CLI says what is wrong in its own words (and may reach what the API cannot).
+                Err(_) => {}
+            }
+        }
         Ok(parse_nodes(&self.run(
             self.ps_cmd(label, value),
             cancel,

@@ -14,6 +14,56 @@ use tokio::io::AsyncWriteExt;
 #[derive(Default)]
 pub struct DockerApi;
 
+/// Containers (running or not) carrying `label=value`, through the engine's API: one request,
+/// no `docker ps` process. The caller falls back to the CLI on any error.
+pub fn containers_labelled(label: &str, value: &str, cancel: &Cancel) -> Result<Vec<crate::world::NodeState>> {
+    use bollard::models::ContainerSummaryStateEnum as State;
+    let docker = client()?;
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let rt = runtime()?;
+    let list = rt.block_on(async {
+        use futures_util::future::{Either, select};
+        let watch = async {
+            while !cancel.is_cancelled() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        match select(
+            std::pin::pin!(docker.list_containers(Some(opts))),
+            std::pin::pin!(watch),
+        )
+        .await
+        {
+            Either::Left((r, _)) => r.map_err(|e| api_err("listing containers", e)),
+            Either::Right(_) => Err(cancel.error()),
+        }
+    })?;
+    let mut nodes: Vec<crate::world::NodeState> = list
+        .into_iter()
+        .map(|c| crate::world::NodeState {
+            name: c
+                .names
+                .unwrap_or_default()
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            role: c
+                .labels
+                .unwrap_or_default()
+                .get("io.x-k8s.kind.role")
+                .cloned()
+                .unwrap_or_default(),
+            running: c.state == Some(State::RUNNING),
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(nodes)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

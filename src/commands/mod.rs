@@ -100,6 +100,7 @@ impl App {
         let engine = Arc::new(crate::adapters::docker::DockerCli {
             runner: runner.clone(),
             program: "docker".into(),
+            api: crate::adapters::docker::api_reaches_cli_engine("docker", &self.vars),
         });
         let cluster: Arc<dyn crate::world::ClusterProvider> = match config.project.driver {
             Driver::Kind => Arc::new(crate::adapters::kind::Kind {

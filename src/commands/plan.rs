@@ -8,7 +8,12 @@ use crate::plan::{self, Desired, Plan, Selection};
 /// What a command acts on: its flags, and the optional components `--with` switched on before
 /// (remembered in the state dir) plus this command line's `--with`, less its `--without`.
 pub fn selection(state: &crate::state::State, s: Option<&SelectArgs>) -> Result<Selection> {
-    let mut with = state.remembered_with();
+    // A name this devenv does not know (a newer one wrote it, or a hand edit) is not the user's typo now.
+    let mut with: Vec<String> = state
+        .remembered_with()
+        .into_iter()
+        .filter(|n| crate::config::project::OPTIONAL.contains(&n.as_str()))
+        .collect();
     let mut sel = Selection::default();
     if let Some(s) = s {
         for n in &s.with {
