@@ -186,21 +186,10 @@ async fn explainers(client: &Client, ns: &str, s: &mut Snapshot) {
     }
 }
 
-/// Polls until everything labelled `selector` in `ns` is ready; the error explains why not.
+/// Polls until everything labelled `selector` in `ns` is ready; the error explains why not. With
+/// `require_some`, also waits for the first workload to appear (an operator creates it after its
+/// own release is ready).
 async fn wait_ready(
-    client: &Client,
-    t: &KubeTarget,
-    what: &str,
-    ns: &str,
-    selector: &str,
-    timeout: Duration,
-) -> Result<()> {
-    wait_ready_some(client, t, what, ns, selector, timeout, false).await
-}
-
-/// [`wait_ready`]; with `require_some`, also waits for the first workload to appear (an
-/// operator creates it after its own release is ready).
-async fn wait_ready_some(
     client: &Client,
     t: &KubeTarget,
     what: &str,
@@ -644,6 +633,7 @@ impl Kube for KubeApi {
                 namespace,
                 &format!("app.kubernetes.io/instance={release}"),
                 timeout,
+                false,
             )
             .await
         })
@@ -659,7 +649,7 @@ impl Kube for KubeApi {
         cancel: &Cancel,
     ) -> Result<()> {
         block(t, cancel, |client| async move {
-            wait_ready_some(&client, t, what, namespace, selector, timeout, true).await
+            wait_ready(&client, t, what, namespace, selector, timeout, true).await
         })
     }
 
@@ -709,6 +699,7 @@ impl Kube for KubeApi {
                 &s.namespace,
                 "app.kubernetes.io/instance=devenv-smoke",
                 timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1)),
+                false,
             )
             .await
         })
@@ -734,6 +725,7 @@ impl Kube for KubeApi {
                 &s.namespace,
                 "app.kubernetes.io/instance=devenv-smoke-dns",
                 timeout,
+                false,
             )
             .await
         })
@@ -933,7 +925,16 @@ impl Kube for KubeApi {
                     .await
                     .map_err(api(&format!("creating {what}'s writer Job"), t))?;
                 let w = format!("app.kubernetes.io/instance=devenv-shared-write-{}", s.token);
-                wait_ready(&client, t, &format!("{what}: the writer"), &v.namespace, &w, timeout).await?;
+                wait_ready(
+                    &client,
+                    t,
+                    &format!("{what}: the writer"),
+                    &v.namespace,
+                    &w,
+                    timeout,
+                    false,
+                )
+                .await?;
                 // The reader goes to another node when there is one: the files are the host's.
                 let pods = Api::<Pod>::namespaced(client.clone(), &v.namespace)
                     .list(&ListParams::default().labels(&w))
@@ -953,6 +954,7 @@ impl Kube for KubeApi {
                     &v.namespace,
                     &r,
                     left,
+                    false,
                 )
                 .await
             };
