@@ -395,3 +395,30 @@ fn sim_a_prometheus_that_its_operator_cannot_start_fails_monitoring_naming_the_i
         "{changed:?}"
     );
 }
+
+#[test]
+fn sim_monitoring_without_an_ingress_says_how_to_reach_grafana_instead() {
+    let lab = Lab::new("opt-mon-noingress");
+    lab.project.write("devenv.yaml", "ingress: none\n");
+    let plan = lab.run(&["plan", "--with", "monitoring"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("(`ingress: none`): use `kubectl -n monitoring port-forward svc/monitoring-grafana 3000:80`"),
+        "{plan:?}"
+    );
+    let up = lab.run(&["up", "--with", "monitoring"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    assert!(up.stderr.contains("port-forward svc/monitoring-grafana"), "{up:?}");
+    assert!(
+        !up.stderr.contains("grafana 127.0.0.1"),
+        "no check through an ingress that is not there"
+    );
+    let values = std::fs::read_to_string(lab.state.path().join("devenv/values/monitoring.devenv.yaml")).unwrap();
+    assert!(!values.contains("ingress:"), "{values}");
+    let env = lab.run(&["env"]);
+    assert!(
+        !env.stdout.contains("GRAFANA_URL") && env.stdout.contains("GRAFANA_PASSWORD"),
+        "{env:?}"
+    );
+}

@@ -63,10 +63,13 @@ pub fn variables(app: &App) -> Result<BTreeMap<String, String>> {
                     "GRAFANA_URL".into(),
                     format!("http://{host_header}{}", port_suffix(p.port)),
                 );
-                vars.insert("GRAFANA_USER".into(), "admin".into());
-                vars.insert("GRAFANA_PASSWORD".into(), state.credentials()?.grafana_password);
             }
         }
+    }
+    // Also without an ingress to reach Grafana through: a port-forward needs the login too.
+    if desired.components.iter().any(|c| c.name == "monitoring") {
+        vars.insert("GRAFANA_USER".into(), "admin".into());
+        vars.insert("GRAFANA_PASSWORD".into(), state.credentials()?.grafana_password);
     }
     Ok(vars)
 }

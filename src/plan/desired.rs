@@ -51,6 +51,8 @@ pub struct SharedSpec {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub name: String,
+    /// What the user should know about the configuration itself (the plan shows them).
+    pub notes: Vec<String>,
     pub driver: Driver,
     pub cluster_digest: String,
     pub components: Vec<ComponentSpec>,
@@ -486,7 +488,15 @@ impl Desired {
         }
         let smoke_digest = digest(&smoke_parts);
         let metrics_check = components.iter().any(|c| c.name == "metrics-server");
+        let mut notes = Vec::new();
+        if components.iter().any(|c| c.name == "monitoring") && !probes.iter().any(|p| p.name == "grafana") {
+            notes.push(format!(
+                "Grafana and Prometheus are not reachable from this machine through an ingress here ({}): use `kubectl -n monitoring port-forward svc/monitoring-grafana 3000:80` (with `eval \"$(devenv env)\"`)",
+                if p.ingress == Ingress::None { "`ingress: none`".to_string() } else { format!("the {} driver maps no host ports", p.driver.as_str()) }
+            ));
+        }
         Ok(Desired {
+            notes,
             name: p.name.clone(),
             driver: p.driver,
             cluster_digest,

@@ -128,7 +128,7 @@ pub struct Options {
 
 pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     let mut steps = Vec::new();
-    let mut notes = Vec::new();
+    let mut notes = d.notes.clone();
     let applied = o.applied.clone().unwrap_or_default();
     let recorded = |k: &str| applied.entries.get(k).cloned();
 
