@@ -422,3 +422,25 @@ fn sim_monitoring_without_an_ingress_says_how_to_reach_grafana_instead() {
         "{env:?}"
     );
 }
+
+#[test]
+fn sim_grafana_switched_off_in_the_monitoring_values_is_neither_exposed_nor_checked() {
+    let lab = Lab::new("opt-mon-nografana");
+    let builtin = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/helm-values/monitoring.yaml")).unwrap();
+    lab.project.write(
+        "helm-values/monitoring.yaml",
+        &builtin.replace(
+            "grafana:\n  defaultDashboardsEnabled: true",
+            "grafana:\n  enabled: false",
+        ),
+    );
+    let out = lab.run(&["up", "--with", "monitoring"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("prometheus 127.0.0.1:80 "), "{out:?}");
+    assert!(!out.stderr.contains("grafana 127.0.0.1"), "{out:?}");
+    let values = std::fs::read_to_string(lab.state.path().join("devenv/values/monitoring.devenv.yaml")).unwrap();
+    assert!(
+        values.contains("prometheus.devenv.localhost") && !values.contains("grafana.devenv.localhost"),
+        "{values}"
+    );
+}

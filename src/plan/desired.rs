@@ -246,11 +246,23 @@ impl Desired {
             Ingress::Traefik => Some(("traefik", "traefik")),
             Ingress::None => None,
         };
+        // Grafana and Prometheus, unless helm-values/monitoring.yaml switches one off (`enabled: false`).
+        let monitoring_apps: Vec<&str> = {
+            let values: serde_json::Value = config
+                .helm_values
+                .get("monitoring")
+                .and_then(|t| serde_saphyr::from_str(t).ok())
+                .unwrap_or_default();
+            ["grafana", "prometheus"]
+                .into_iter()
+                .filter(|app| values[app]["enabled"] != serde_json::Value::Bool(false))
+                .collect()
+        };
         match &on["monitoring"] {
             Ok(()) => {
                 let mut generated = String::new();
                 if let Some((_, class)) = ingress_name {
-                    for app in ["grafana", "prometheus"] {
+                    for app in monitoring_apps.iter() {
                         generated.push_str(&format!(
                             "{app}:\n  ingress:\n    enabled: true\n    ingressClassName: {class}\n    hosts:\n      - {app}.{}.localhost\n",
                             p.name
@@ -261,10 +273,10 @@ impl Desired {
                 let after = ingress_name.map(|(n, _)| vec![n.to_string()]).unwrap_or_default();
                 let mut m = component(config, "monitoring", "monitoring", &v.monitoring, generated, after);
                 // The operator makes Prometheus's StatefulSet (with labels of its own) once it runs.
-                m.also_ready = vec![(
+                m.also_ready = Vec::from_iter(monitoring_apps.contains(&"prometheus").then_some((
                     "prometheus",
                     "app.kubernetes.io/name=prometheus,app.kubernetes.io/managed-by=prometheus-operator",
-                )];
+                )));
                 m.secret_values = Some("grafana:\n  adminUser: admin\n  adminPassword: \"{grafana_password}\"\n");
                 all.push(m);
             }
@@ -449,7 +461,7 @@ impl Desired {
                 });
                 // Grafana and Prometheus answer through the same ingress, on their own hosts.
                 if what == "http" && components.iter().any(|c| c.name == "monitoring") {
-                    for (name, check) in [
+                    let checks = [
                         (
                             "prometheus",
                             Check::Prometheus {
@@ -462,7 +474,8 @@ impl Desired {
                                 host_header: format!("grafana.{}.localhost", p.name),
                             },
                         ),
-                    ] {
+                    ];
+                    for (name, check) in checks.into_iter().filter(|(n, _)| monitoring_apps.contains(n)) {
                         probes.push(Probe {
                             name: name.into(),
                             host: host.clone(),
@@ -489,7 +502,10 @@ impl Desired {
         let smoke_digest = digest(&smoke_parts);
         let metrics_check = components.iter().any(|c| c.name == "metrics-server");
         let mut notes = Vec::new();
-        if components.iter().any(|c| c.name == "monitoring") && !probes.iter().any(|p| p.name == "grafana") {
+        if components.iter().any(|c| c.name == "monitoring")
+            && monitoring_apps.contains(&"grafana")
+            && !probes.iter().any(|p| p.name == "grafana")
+        {
             notes.push(format!(
                 "Grafana and Prometheus are not reachable from this machine through an ingress here ({}): use `kubectl -n monitoring port-forward svc/monitoring-grafana 3000:80` (with `eval \"$(devenv env)\"`)",
                 if p.ingress == Ingress::None { "`ingress: none`".to_string() } else { format!("the {} driver maps no host ports", p.driver.as_str()) }
