@@ -127,9 +127,7 @@ impl State {
         let _ = file.flush();
         Ok(LockGuard { file })
     }
-}
 
-impl State {
     /// The optional components `up --with` switched on, remembered for later commands.
     pub fn remembered_with(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("with"))

@@ -69,8 +69,8 @@ pub fn to_json(p: &Plan) -> serde_json::Value {
 
 pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
     let config = app.config()?;
-    let desired = Desired::from_config(&config, &selection(&app.state(&config), Some(select))?)?;
     let state = app.state(&config);
+    let desired = Desired::from_config(&config, &selection(&state, Some(select))?)?;
     let world = app.world(&config, &state)?;
     // `plan` works before anything is installed: what cannot be observed is assumed absent, and said.
     let (observed, blind) = match super::observe(&world, &state, &desired, &app.cancel) {

@@ -107,7 +107,7 @@ pub fn run(app: &App) -> Result<()> {
         if let Some(sh) = &desired.shared {
             let rec = applied.entries.get("volume.shared-data");
             let status = if rec.is_some() { "present" } else { "absent" };
-            let current = rec.is_some_and(|r| r.split(' ').next() == Some(sh.digest.as_str()));
+            let current = sh.is_current(rec.map(String::as_str));
             let dir = sh.host_dir.clone().unwrap_or_else(|| state.data_dir().join("shared"));
             let claim = format!("{}/{}", sh.volume.namespace, sh.volume.claim);
             text.push_str(&format!(

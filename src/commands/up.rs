@@ -177,10 +177,10 @@ fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path
 /// database's uid 999, a pod's own); devenv's state dir above it (0700) keeps other users out. A
 /// user's own `sharedData.path` keeps the mode it has.
 fn make_shared_dir(dir: &std::path::Path, ours: bool) -> Result<()> {
-    let existed = dir.is_dir() && !ours;
+    let users_own = !ours && dir.is_dir();
     std::fs::create_dir_all(dir)
         .and_then(|_| {
-            if existed {
+            if users_own {
                 Ok(())
             } else {
                 std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
@@ -306,7 +306,7 @@ impl Run<'_> {
             &self.target,
             &self.desired.name,
             "volume.shared-data",
-            Some(&format!("{} {}/{} {}", sh.digest, v.namespace, v.claim, v.name)),
+            Some(&sh.record()),
             cancel,
         )
     }
@@ -321,7 +321,7 @@ impl Run<'_> {
     /// that the next `up` never adopts a cluster devenv cannot compare with the files.
     fn create_cluster(&self, ctx: &StepCtx) -> Result<()> {
         let mut mounts = Vec::new();
-        if self.desired.data_mount {
+        if self.desired.mounts.contains(&crate::config::kind::DATA_MOUNT) {
             // The data directory outlives the cluster: `down` keeps it, `down --purge` removes it.
             // Its own mode lets the database's user in the node write; the state dir above it
             // (0700) keeps other users of this machine out.

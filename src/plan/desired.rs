@@ -70,9 +70,8 @@ pub struct Desired {
     pub volumes: Vec<crate::world::VolumeSpec>,
     /// Digest of everything the smoke tests depend on.
     pub smoke_digest: String,
-    /// kind: the state directory's `data/` is mounted at `/devenv-data` in every node.
-    pub data_mount: bool,
-    /// The node paths the cluster is created with (extraMounts devenv adds), in order.
+    /// The node paths the cluster is created with (extraMounts devenv adds), in order: the state
+    /// directory's `data/` at `/devenv-data`, a `sharedData.path` at `/devenv-shared`.
     pub mounts: Vec<&'static str>,
     /// The shared data volume, when switched on (and not left out by --only/--skip).
     pub shared: Option<SharedSpec>,
@@ -149,6 +148,42 @@ fn component(
         secret_values: None,
         uses_images: false,
         also_ready: vec![],
+    }
+}
+
+impl SharedSpec {
+    /// What `up` records in the cluster for the volume it made: `<digest> <namespace>/<claim> <pv>`,
+    /// so that switching it off later removes exactly that, whatever devenv.yaml says by then.
+    pub fn record(&self) -> String {
+        let v = &self.volume;
+        format!("{} {}/{} {}", self.digest, v.namespace, v.claim, v.name)
+    }
+
+    /// Whether `record` is of this volume as the configuration now describes it.
+    pub fn is_current(&self, record: Option<&str>) -> bool {
+        record.is_some_and(|r| SharedRecord::parse(r).digest == self.digest)
+    }
+}
+
+/// A shared-volume record read back ([`SharedSpec::record`]).
+pub struct SharedRecord<'a> {
+    pub digest: &'a str,
+    pub namespace: &'a str,
+    pub claim: &'a str,
+    pub pv: &'a str,
+}
+
+impl<'a> SharedRecord<'a> {
+    pub fn parse(record: &'a str) -> SharedRecord<'a> {
+        let mut parts = record.split(' ');
+        let digest = parts.next().unwrap_or("");
+        let (namespace, claim) = parts.next().unwrap_or("").split_once('/').unwrap_or(("", ""));
+        SharedRecord {
+            digest,
+            namespace,
+            claim,
+            pv: parts.next().unwrap_or(""),
+        }
     }
 }
 
@@ -527,7 +562,6 @@ impl Desired {
             persistent_data,
             volumes,
             smoke_digest,
-            data_mount,
             mounts,
             shared,
             shared_off,

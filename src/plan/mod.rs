@@ -339,9 +339,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 Some(m) => m.split(',').any(|x| x == sh.mount),
                 None => recorded("cluster").as_deref() == Some(d.cluster_digest.as_str()),
             };
-        let current = shared_rec
-            .as_deref()
-            .is_some_and(|r| r.split(' ').next() == Some(sh.digest.as_str()));
+        let current = sh.is_current(shared_rec.as_deref());
         let v = &sh.volume;
         let (kind, reason, action) = if !mounted {
             shared_waits = true;
@@ -386,10 +384,8 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
             action,
         });
     } else if let (Some(why), Some(rec), false) = (&d.shared_off, &shared_rec, fresh) {
-        // `<digest> <namespace>/<claim> <pv>`, as the volume step records it.
-        let mut parts = rec.split(' ').skip(1);
-        let (claim_ref, pv) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let (namespace, claim) = claim_ref.split_once('/').unwrap_or(("", ""));
+        let r = desired::SharedRecord::parse(rec);
+        let (pv, namespace, claim) = (r.pv, r.namespace, r.claim);
         steps.push(Step {
             id: "remove-shared-data".into(),
             kind: Kind::Delete,
