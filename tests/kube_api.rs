@@ -705,7 +705,7 @@ fn helm_releases_are_read_from_helms_secrets_in_one_request_at_their_latest_revi
     // Not helm's: ignored.
     f.server.put(json!({"kind": "Secret", "type": "Opaque", "metadata": {"name": "app", "namespace": "default", "labels": {"owner": "helm"}}, "data": {"release": "bm90IGhlbG0="}}));
     let c = Cancel::new();
-    let mut got = KubeApi.helm_releases(&f.target, &c).unwrap().expect("readable");
+    let mut got = KubeApi.helm_releases(&f.target, true, &c).unwrap().expect("readable");
     got.sort_by(|a, b| a.name.cmp(&b.name));
     let rows: Vec<(String, String, String, String)> = got
         .into_iter()
@@ -731,9 +731,30 @@ fn helm_releases_are_read_from_helms_secrets_in_one_request_at_their_latest_revi
         lists[0].contains("labelSelector=owner%3Dhelm%2Cstatus%21%3Dsuperseded"),
         "{lists:?}"
     );
+    // What `up` reads: metadata only (no release bodies), the same releases without their charts.
+    let mut light = KubeApi.helm_releases(&f.target, false, &c).unwrap().expect("readable");
+    light.sort_by(|a, b| a.name.cmp(&b.name));
+    let light: Vec<(String, String, String, String)> = light
+        .into_iter()
+        .map(|r| (r.name, r.namespace, r.status, r.chart))
+        .collect();
+    assert_eq!(
+        light,
+        vec![
+            row("monitoring", "monitoring", "failed", ""),
+            row("postgresql", "devenv-data", "deployed", ""),
+            row("redis", "devenv-data", "pending-upgrade", ""),
+        ]
+    );
+    assert_eq!(
+        f.server.store.lock().unwrap().metadata_lists,
+        1,
+        "one metadata-only list"
+    );
     // Not allowed to list Secrets: None, so that devenv asks `helm list` instead.
     f.server.store.lock().unwrap().forbidden.push("secrets".into());
-    assert_eq!(KubeApi.helm_releases(&f.target, &c).unwrap(), None);
+    assert_eq!(KubeApi.helm_releases(&f.target, true, &c).unwrap(), None);
+    assert_eq!(KubeApi.helm_releases(&f.target, false, &c).unwrap(), None);
 }
 
 #[test]

@@ -443,6 +443,36 @@ pub fn release_from_secret(secret: &Secret) -> Option<(u64, ReleaseInfo)> {
     ))
 }
 
+/// Each release at its latest revision from its Secrets' metadata alone: helm labels them with
+/// `name`, `status` and `version` (the revision); the chart is left empty.
+pub fn releases_from_labels<'a>(
+    metas: impl Iterator<Item = &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+) -> Vec<ReleaseInfo> {
+    let mut latest: std::collections::BTreeMap<(String, String), (u64, ReleaseInfo)> = Default::default();
+    for m in metas.filter(|m| m.name.as_deref().is_some_and(|n| n.starts_with("sh.helm.release.v1."))) {
+        let labels = m.labels.clone().unwrap_or_default();
+        let (Some(name), Some(status), Some(rev), Some(ns)) = (
+            labels.get("name"),
+            labels.get("status"),
+            labels.get("version").and_then(|v| v.parse::<u64>().ok()),
+            m.namespace.as_ref(),
+        ) else {
+            continue;
+        };
+        let key = (ns.clone(), name.clone());
+        if latest.get(&key).is_none_or(|(have, _)| *have < rev) {
+            let info = ReleaseInfo {
+                name: name.clone(),
+                namespace: ns.clone(),
+                status: status.clone(),
+                chart: String::new(),
+            };
+            latest.insert(key, (rev, info));
+        }
+    }
+    latest.into_values().map(|(_, r)| r).collect()
+}
+
 /// Each release at its latest revision, as `helm list --all` has them.
 pub fn releases_from_secrets(secrets: &[Secret]) -> Vec<ReleaseInfo> {
     let mut latest: std::collections::BTreeMap<(String, String), (u64, ReleaseInfo)> = Default::default();
@@ -843,15 +873,24 @@ impl Kube for KubeApi {
         })
     }
 
-    fn helm_releases(&self, t: &KubeTarget, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
+    fn helm_releases(&self, t: &KubeTarget, charts: bool, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
         // helm keeps releases in Secrets unless HELM_DRIVER says otherwise.
         if std::env::var("HELM_DRIVER").is_ok_and(|d| !d.is_empty() && d != "secret" && d != "secrets") {
             return Ok(None);
         }
         block(t, cancel, |client| async move {
             let lp = ListParams::default().labels("owner=helm,status!=superseded");
-            match Api::<Secret>::all(client).list(&lp).await {
-                Ok(list) => Ok(Some(releases_from_secrets(&list.items))),
+            let secrets = Api::<Secret>::all(client);
+            let listed = if charts {
+                secrets.list(&lp).await.map(|l| releases_from_secrets(&l.items))
+            } else {
+                secrets
+                    .list_metadata(&lp)
+                    .await
+                    .map(|l| releases_from_labels(l.items.iter().map(|m| &m.metadata)))
+            };
+            match listed {
+                Ok(releases) => Ok(Some(releases)),
                 // Not allowed to read Secrets cluster-wide: `helm list` may still be.
                 Err(e) if matches!(code(&e), Some(401 | 403)) => Ok(None),
                 Err(e) => Err(api("reading helm's releases", t)(e)),

@@ -164,7 +164,8 @@ pub const RECORD_FORMAT: &str = "1";
 
 /// Looks at the environment without changing it: the cluster, and, when it runs, devenv's record
 /// and the helm releases (one call each).
-pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Result<Observed> {
+/// `charts`: also read each release's chart-version (status, plan's reasons); `up` does without.
+pub fn observe(world: &World, state: &State, d: &Desired, charts: bool, cancel: &Cancel) -> Result<Observed> {
     let cluster = world.cluster.observe(&d.name, cancel)?;
     let kubeconfig_present = state.kubeconfig().is_file();
     let mut observed = Observed {
@@ -191,7 +192,7 @@ pub fn observe(world: &World, state: &State, d: &Desired, cancel: &Cancel) -> Re
         let (applied, releases) = std::thread::scope(|s| {
             let applied = s.spawn(|| world.kube.get_applied(&t, &d.name, cancel));
             // helm's own storage through the API: no `helm` process on the no-op path.
-            let releases = match world.kube.helm_releases(&t, cancel) {
+            let releases = match world.kube.helm_releases(&t, charts, cancel) {
                 Ok(Some(r)) => Ok(r),
                 Ok(None) => world.helm.list(&t, cancel),
                 Err(e) => Err(e),

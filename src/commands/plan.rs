@@ -73,7 +73,7 @@ pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
     let desired = Desired::from_config(&config, &selection(&state, Some(select))?)?;
     let world = app.world(&config, &state)?;
     // `plan` works before anything is installed: what cannot be observed is assumed absent, and said.
-    let (observed, blind) = match super::observe(&world, &state, &desired, &app.cancel) {
+    let (observed, blind) = match super::observe(&world, &state, &desired, true, &app.cancel) {
         Ok(o) => (o, None),
         Err(e @ crate::error::Error::Prerequisite { .. }) => (
             plan::Observed {

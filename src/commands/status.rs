@@ -16,7 +16,7 @@ pub fn run(app: &App) -> Result<()> {
         },
     )?;
     let world = app.world(&config, &state)?;
-    let o = observe(&world, &state, &desired, &app.cancel)?;
+    let o = observe(&world, &state, &desired, true, &app.cancel)?;
     let mut problems = Vec::new();
     let mut text = format!("environment: {} ({})\n", desired.name, desired.driver.as_str());
     let mut nodes_json = Vec::new();

@@ -42,7 +42,7 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         crate::doctor::stop_if_blocking(&crate::doctor::tools(world.host.as_ref(), &config, &app.cancel).0)?;
     }
     let _lock = state.lock(args.no_wait, &app.cancel, |m| app.reporter.info(m))?;
-    let observed = observe(&world, &state, &desired, &app.cancel)?;
+    let observed = observe(&world, &state, &desired, args.dry_run, &app.cancel)?;
     let p = plan::plan(
         &desired,
         &observed,

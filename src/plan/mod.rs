@@ -301,7 +301,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 );
                 let reason = if rec.is_none() {
                     "installed, but devenv has no record of its values; upgraded to match the files".to_string()
-                } else if r.chart != want {
+                } else if !r.chart.is_empty() && r.chart != want {
                     format!("chart {} -> {}", r.chart, want)
                 } else {
                     let files: Vec<&str> = c.values.iter().map(|v| v.display.as_str()).collect();

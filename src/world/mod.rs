@@ -194,9 +194,11 @@ pub trait Kube: Send + Sync {
     fn delete_volume(&self, target: &KubeTarget, pv: &str, namespace: &str, claim: &str, cancel: &Cancel)
     -> Result<()>;
     /// Helm's releases read from its storage (Secrets labelled `owner=helm`) in one API call, so
-    /// that observing needs no `helm` process. None when they cannot be read that way (no right
-    /// to list Secrets): the caller asks `helm list`.
-    fn helm_releases(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>>;
+    /// that observing needs no `helm` process. Without `charts`, only the Secrets' metadata is
+    /// fetched (name, status and revision are labels; a release's body can be a megabyte) and
+    /// `chart` is empty. None when they cannot be read that way (no right to list Secrets): the
+    /// caller asks `helm list`.
+    fn helm_releases(&self, target: &KubeTarget, charts: bool, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>>;
     /// Polls the metrics API (`metrics.k8s.io/v1beta1/nodes`) until a node reports its usage.
     fn node_metrics(&self, target: &KubeTarget, timeout: std::time::Duration, cancel: &Cancel) -> Result<()>;
     /// In the shared claim's namespace: a Job writes the run's token into a file on the claim and

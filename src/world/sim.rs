@@ -970,7 +970,7 @@ impl Kube for SimWorld {
         )
     }
 
-    fn helm_releases(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
+    fn helm_releases(&self, target: &KubeTarget, charts: bool, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
         let c = Self::target_cluster(target);
         self.op(
             "kube.helm_releases",
@@ -978,7 +978,14 @@ impl Kube for SimWorld {
             false,
             cancel,
             |_| {},
-            |s| Ok(Some(Self::cluster_mut(s, &c)?.releases.clone())),
+            |s| {
+                let mut releases = Self::cluster_mut(s, &c)?.releases.clone();
+                if !charts {
+                    // As the real adapter's metadata-only read: no chart.
+                    releases.iter_mut().for_each(|r| r.chart.clear());
+                }
+                Ok(Some(releases))
+            },
         )
     }
 

@@ -66,6 +66,8 @@ pub struct Store {
     /// their exit status; its pod lands on `job_node`.
     pub claim_dirs: BTreeMap<(String, String), std::path::PathBuf>,
     pub job_node: String,
+    /// Lists answered with metadata only.
+    pub metadata_lists: u32,
     rv: u64,
 }
 
@@ -450,6 +452,19 @@ fn handle(
                 .collect();
             if accept.contains("as=Table") {
                 return (200, "application/json", table(plural, &items).to_string());
+            }
+            if accept.contains("as=PartialObjectMetadataList") {
+                // Metadata only (what `kubectl get --output name` and kube-rs's list_metadata ask for).
+                st.metadata_lists += 1;
+                let metas: Vec<Value> = items
+                    .iter()
+                    .map(|o| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"].clone()}))
+                    .collect();
+                let rv = st.rv.to_string();
+                return json_out((
+                    200,
+                    json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv}, "items": metas}),
+                ));
             }
             let rv = st.rv.to_string();
             json_out((
