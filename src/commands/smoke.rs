@@ -250,7 +250,13 @@ pub fn run(s: &Smoke, ctx: &StepCtx, reporter: &Reporter, junit: Option<&std::pa
 
 fn report(outcomes: &[Outcome], reporter: &Reporter, junit: Option<&std::path::Path>) -> Result<()> {
     let mut failures = Vec::new();
-    let mut table = vec!["   check                        result  time    reason".to_string()];
+    let w = outcomes
+        .iter()
+        .map(|o| o.check.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(28);
+    let mut table = vec![format!("   {:<w$} result  time    reason", "check")];
     for o in outcomes {
         if let Err(Error::Interrupted(sig)) = &o.result {
             return Err(Error::Interrupted(*sig));
@@ -258,7 +264,7 @@ fn report(outcomes: &[Outcome], reporter: &Reporter, junit: Option<&std::path::P
         let reason = o.result.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
         let first_line = reason.lines().next().unwrap_or("");
         table.push(format!(
-            "   {:<28} {:<7} {:<7} {first_line}",
+            "   {:<w$} {:<7} {:<7} {first_line}",
             o.check,
             if o.result.is_ok() { "ok" } else { "FAILED" },
             seconds(o.took)

@@ -90,7 +90,7 @@ pub fn run(app: &App) -> Result<()> {
                 .unwrap_or_default();
             let chart = rel.map(|r| r.chart.clone()).unwrap_or_else(|| "-".into());
             text.push_str(&format!(
-                "  {:<16} {:<24} {:<16} {:<10} {}\n",
+                "  {:<16} {:<30} {:<16} {:<10} {}\n",
                 c.name,
                 chart,
                 status,
@@ -111,7 +111,7 @@ pub fn run(app: &App) -> Result<()> {
             let dir = sh.host_dir.clone().unwrap_or_else(|| state.data_dir().join("shared"));
             let claim = format!("{}/{}", sh.volume.namespace, sh.volume.claim);
             text.push_str(&format!(
-                "  {:<16} {:<24} {:<16} {:<10} {}\n",
+                "  {:<16} {:<30} {:<16} {:<10} {}\n",
                 "shared-data",
                 claim,
                 status,
