@@ -25,23 +25,12 @@ pub fn containers_labelled(label: &str, value: &str, cancel: &Cancel) -> Result<
         .filters(&filters)
         .build();
     let rt = runtime()?;
-    let list = rt.block_on(async {
-        use futures_util::future::{Either, select};
-        let watch = async {
-            while !cancel.is_cancelled() {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        };
-        match select(
-            std::pin::pin!(docker.list_containers(Some(opts))),
-            std::pin::pin!(watch),
-        )
-        .await
-        {
-            Either::Left((r, _)) => r.map_err(|e| api_err("listing containers", e)),
-            Either::Right(_) => Err(cancel.error()),
-        }
-    })?;
+    let list = rt.block_on(cancel.race(async {
+        docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| api_err("listing containers", e))
+    }))?;
     let mut nodes: Vec<crate::world::NodeState> = list
         .into_iter()
         .map(|c| crate::world::NodeState {

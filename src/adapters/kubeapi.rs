@@ -12,7 +12,7 @@ use crate::world::{
     Applied, DATA_STORAGE_CLASS, Kube, KubeTarget, ReleaseInfo, SMOKE_CREATED, SMOKE_LABEL, SMOKE_OWNER,
     SmokeNamespace, SmokeSpec, VolumeSpec,
 };
-use futures_util::future::{Either, select, try_join5};
+use futures_util::future::try_join5;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
@@ -48,18 +48,7 @@ where
         .enable_all()
         .build()
         .map_err(|e| Error::failed(format!("cannot start an async runtime: {e}"), ""))?;
-    rt.block_on(async {
-        let work = async { f(connect(t).await?).await };
-        let watch = async {
-            while !cancel.is_cancelled() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
-        match select(std::pin::pin!(work), std::pin::pin!(watch)).await {
-            Either::Left((r, _)) => r,
-            Either::Right(_) => Err(cancel.error()),
-        }
-    })
+    rt.block_on(cancel.race(async { f(connect(t).await?).await }))
 }
 
 /// A client for exactly this kubeconfig file and context, never the user's current context.

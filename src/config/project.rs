@@ -247,18 +247,11 @@ pub struct Project {
     pub export_context: bool,
     pub context: Option<String>,
     pub minikube_driver: Option<String>,
-    /// Optional components as devenv.yaml sets them: None when the file does not mention them
-    /// (`--with` / `--without` decide), Some(on) with where it says so.
-    pub optional: std::collections::BTreeMap<&'static str, Switch>,
+    /// Optional components devenv.yaml switches on (`enabled: true`), with where it says so
+    /// (`devenv.yaml:12:14`, for a contradicting `--without`). `enabled: false` is the default,
+    /// which `--with` may override, so it is not kept.
+    pub switched_on: std::collections::BTreeMap<&'static str, String>,
     pub shared: SharedData,
-}
-
-/// An optional component switched in devenv.yaml.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Switch {
-    pub enabled: bool,
-    /// `devenv.yaml:12:14`, for messages about contradicting flags.
-    pub at: String,
 }
 
 /// The shared data volume's settings (used when `shared-data` is on).
@@ -422,27 +415,20 @@ impl ProjectFile {
                 values,
             });
         }
-        let mut optional = std::collections::BTreeMap::new();
+        let mut switched_on = std::collections::BTreeMap::new();
         for (name, toggle) in [
             ("monitoring", &self.monitoring.enabled),
             ("metrics-server", &self.metrics_server.enabled),
             ("shared-data", &self.shared_data.enabled),
         ] {
-            if let Some(t) = toggle {
+            if let Some(t) = toggle.as_ref().filter(|t| t.value) {
                 let l = at(file, t);
-                optional.insert(
-                    name,
-                    Switch {
-                        enabled: t.value,
-                        at: format!("{}:{}:{}", l.file, l.line, l.column),
-                    },
-                );
+                switched_on.insert(name, format!("{}:{}:{}", l.file, l.line, l.column));
             }
         }
         let shared = shared_data(file, dir, &self.shared_data)?;
-        if shared.path.is_some()
+        if let Some(p) = &self.shared_data.path
             && self.driver.unwrap_or(Driver::Kind) != Driver::Kind
-            && let Some(p) = &self.shared_data.path
         {
             return Err(Error::config(
                 at(file, p),
@@ -483,7 +469,7 @@ impl ProjectFile {
                 }
                 d => d.as_ref().map(|d| d.value.clone()),
             },
-            optional,
+            switched_on,
             shared,
         })
     }

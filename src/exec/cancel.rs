@@ -60,6 +60,24 @@ impl Cancel {
         }
     }
 
+    /// Runs `work` (on an async runtime) until it ends or this token trips, checked every 50 ms;
+    /// a tripped token ends it with [`Cancel::error`].
+    pub async fn race<T>(
+        &self,
+        work: impl std::future::Future<Output = crate::error::Result<T>>,
+    ) -> crate::error::Result<T> {
+        use futures_util::future::{Either, select};
+        let watch = async {
+            while !self.is_cancelled() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        match select(std::pin::pin!(work), std::pin::pin!(watch)).await {
+            Either::Left((r, _)) => r,
+            Either::Right(_) => Err(self.error()),
+        }
+    }
+
     /// The error a step returns when it stops because of this token.
     pub fn error(&self) -> crate::error::Error {
         match self.reason() {

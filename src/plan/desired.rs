@@ -592,13 +592,13 @@ fn optional_switches(
     }
     let mut out = std::collections::BTreeMap::new();
     for name in crate::config::project::OPTIONAL {
-        let yaml = p.optional.get(name).filter(|s| s.enabled);
+        let yaml = p.switched_on.get(name);
         let without = sel.without.iter().any(|x| x == name);
         let with = sel.with.iter().any(|x| x == name);
         let state = match (yaml, without) {
             (Some(s), true) => {
                 return Err(Error::usage(
-                    format!("--without {name} contradicts {} (`enabled: true`)", s.at),
+                    format!("--without {name} contradicts {s} (`enabled: true`)"),
                     format!("set `enabled: false` there to switch {name} off"),
                 ));
             }
