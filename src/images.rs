@@ -11,20 +11,15 @@ use std::collections::BTreeMap;
 
 /// What containerd in a node calls an image: `myapp:dev` is `docker.io/library/myapp:dev`.
 pub fn normalize(name: &str) -> String {
-    let (first, rest) = name.split_once('/').unwrap_or(("", name));
-    let with_tag = |n: &str| {
-        if n.rsplit('/').next().is_some_and(|l| l.contains(':') || l.contains('@')) {
-            n.to_string()
-        } else {
-            format!("{n}:latest")
+    match crate::config::names::ImageRef::parse(name) {
+        Ok(mut r) => {
+            if r.tag.is_none() && r.digest.is_none() {
+                r.tag = Some("latest".into());
+            }
+            r.full()
         }
-    };
-    if first.is_empty() {
-        with_tag(&format!("docker.io/library/{rest}"))
-    } else if first.contains('.') || first.contains(':') || first == "localhost" {
-        with_tag(name)
-    } else {
-        with_tag(&format!("docker.io/{name}"))
+        // Not a reference (validation refuses these before any load): left as it is.
+        Err(_) => name.to_string(),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod adapters;
 pub mod cli;
 pub mod commands;
+pub mod components;
 pub mod config;
 pub mod doctor;
 pub mod error;

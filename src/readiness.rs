@@ -278,6 +278,12 @@ pub fn not_ready_error(
     } else if first_reason.contains("cannot be scheduled") {
         "the node lacks room: lower the requests in helm-values/, or give Docker more CPU and memory (`devenv doctor`)"
             .to_string()
+    } else if lines.iter().any(|l| l.contains("Permission denied")) {
+        format!(
+            "the container may not write its volume's directory: for a hostPath volume the directory's own owner and mode decide (no fsGroup change); `devenv up` makes devenv's data directories writable, and `devenv status` names the claim of {release}"
+        )
+    } else if first_reason.contains("hostPath type check failed") {
+        "the volume's directory is missing on the node: `devenv up` makes it again".to_string()
     } else if first_reason.contains("CrashLoopBackOff") || first_reason.contains("exited with code") {
         format!("the container crashes: its last lines are above; check helm-values/{release}.yaml")
     } else {
@@ -288,6 +294,21 @@ pub fn not_ready_error(
     crate::error::Error::failed(
         format!("{release} (namespace {namespace}) {what}:\n  {}", lines.join("\n  ")),
         help,
+    )
+}
+
+/// A chart known to make workloads has none labelled as devenv expects: waiting for nothing
+/// would call it ready at once, so this is a failure that names the selector.
+pub fn nothing_labelled_error(w: &crate::world::Workloads, waited: std::time::Duration) -> crate::error::Error {
+    let (what, ns, selector) = (&w.what, &w.namespace, &w.selector);
+    crate::error::Error::failed(
+        format!(
+            "{what} (namespace {ns}) did not appear within {}s: no Deployment, StatefulSet, DaemonSet or Job is labelled {selector}",
+            waited.as_secs()
+        ),
+        format!(
+            "`kubectl -n {ns} get all --show-labels` (with `eval \"$(devenv env)\"`) shows what is there and how it is labelled; an operator's log says why it made nothing"
+        ),
     )
 }
 

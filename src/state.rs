@@ -45,6 +45,14 @@ impl State {
         self.dir.join("kubeconfig")
     }
 
+    /// The directory on this machine a volume's node path shows.
+    pub fn host_dir(&self, d: &crate::world::HostDir) -> PathBuf {
+        match d {
+            crate::world::HostDir::Data(sub) => self.data_dir().join(sub),
+            crate::world::HostDir::User(p) => p.clone(),
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
@@ -162,6 +170,15 @@ pub struct Credentials {
 
 /// Steps run concurrently (PostgreSQL's and monitoring's installs): one of them generates.
 static CREDENTIALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Credentials {
+    pub fn secret(&self, s: crate::components::Secret) -> &str {
+        match s {
+            crate::components::Secret::PostgresPassword => &self.postgres_password,
+            crate::components::Secret::GrafanaPassword => &self.grafana_password,
+        }
+    }
+}
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

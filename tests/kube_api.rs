@@ -35,6 +35,20 @@ fn fixture(tag: &str) -> Fixture {
     }
 }
 
+/// The release `web`'s workloads, as devenv waits for a project's own release.
+fn web() -> devenv::world::Workloads {
+    devenv::world::Workloads::release("web", "apps")
+}
+
+fn prometheus(selector: &str) -> devenv::world::Workloads {
+    devenv::world::Workloads {
+        what: "prometheus".into(),
+        namespace: "monitoring".into(),
+        selector: selector.into(),
+        require_some: true,
+    }
+}
+
 fn spec() -> SmokeSpec {
     SmokeSpec {
         env: "dev".into(),
@@ -43,6 +57,7 @@ fn spec() -> SmokeSpec {
         host: "0a1b2c.dev.devenv-smoke.localhost".into(),
         echo_image: "docker.io/hashicorp/http-echo:1.0.0".into(),
         probe_image: "docker.io/library/busybox:1.37.0".into(),
+        ingress_class: Some("nginx".into()),
         owner: "laptop/4242".into(),
         created: 1_795_000_000,
     }
@@ -149,7 +164,7 @@ fn release_readiness_explains_an_image_pull_failure_a_crash_loop_and_the_warning
     stuck_release(&f.server);
     let t = Instant::now();
     let err = KubeApi
-        .wait_release_ready(&f.target, "web", "apps", Duration::from_secs(2), &Cancel::new())
+        .wait_ready(&f.target, &web(), Duration::from_secs(2), &Cancel::new())
         .unwrap_err();
     assert!(t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(6));
     let text = err.to_string();
@@ -196,7 +211,7 @@ fn release_readiness_returns_as_soon_as_the_workloads_are_ready() {
         });
         let t = Instant::now();
         KubeApi
-            .wait_release_ready(&f.target, "web", "apps", Duration::from_secs(30), &Cancel::new())
+            .wait_ready(&f.target, &web(), Duration::from_secs(30), &Cancel::new())
             .unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     });
@@ -214,7 +229,7 @@ fn a_cancelled_wait_stops_at_once() {
     });
     let t = Instant::now();
     let err = KubeApi
-        .wait_release_ready(&f.target, "web", "apps", Duration::from_secs(60), &cancel)
+        .wait_ready(&f.target, &web(), Duration::from_secs(60), &cancel)
         .unwrap_err();
     assert!(matches!(err, devenv::error::Error::Interrupted(_)), "{err:?}");
     assert!(t.elapsed() < Duration::from_secs(2));
@@ -384,7 +399,7 @@ fn an_unreachable_cluster_a_bad_kubeconfig_and_a_garbage_answer_are_clear_errors
         "{e}"
     );
     let e = KubeApi
-        .wait_release_ready(&f.target, "web", "apps", Duration::from_secs(1), &c)
+        .wait_ready(&f.target, &web(), Duration::from_secs(1), &c)
         .unwrap_err();
     assert!(
         e.to_string()
@@ -465,6 +480,7 @@ fn the_data_volume_is_a_retained_host_path_volume_pre_bound_to_its_claim_and_mad
         node_path: "/devenv-data/postgresql".into(),
         size: "1Gi".into(),
         access: devenv::world::Access::ReadWriteOnce,
+        host_dir: devenv::world::HostDir::Data("postgresql"),
     };
     KubeApi.ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
     // A second up finds them and changes nothing.
@@ -476,7 +492,8 @@ fn the_data_volume_is_a_retained_host_path_volume_pre_bound_to_its_claim_and_mad
     let host = spec.host_path.unwrap();
     assert_eq!(
         (host.path.as_str(), host.type_.as_deref()),
-        ("/devenv-data/postgresql", Some("DirectoryOrCreate"))
+        ("/devenv-data/postgresql", Some("Directory")),
+        "devenv makes the directory itself: one the kubelet made would be root's, mode 0755"
     );
     assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
     assert_eq!(spec.storage_class_name.as_deref(), Some("devenv-data"));
@@ -510,6 +527,7 @@ fn shared_volume(namespace: &str, claim: &str) -> devenv::world::VolumeSpec {
         node_path: "/devenv-data/shared".into(),
         size: "2Gi".into(),
         access: devenv::world::Access::ReadWriteMany,
+        host_dir: devenv::world::HostDir::Data("shared"),
     }
 }
 
@@ -794,22 +812,15 @@ fn prometheus_made_by_its_operator_is_waited_for_until_it_appears_and_is_ready()
     // Nothing carries those labels yet: the operator has not made the StatefulSet.
     let t = Instant::now();
     let err = KubeApi
-        .wait_workloads_ready(
-            &f.target,
-            "prometheus",
-            "monitoring",
-            selector,
-            Duration::from_secs(2),
-            &Cancel::new(),
-        )
+        .wait_ready(&f.target, &prometheus(selector), Duration::from_secs(2), &Cancel::new())
         .unwrap_err()
         .render();
     assert!(t.elapsed() >= Duration::from_secs(2), "it waited: {:?}", t.elapsed());
     assert!(
-        err.contains("prometheus (namespace monitoring) did not appear within 2s: nothing is labelled app.kubernetes.io/name=prometheus"),
+        err.contains("prometheus (namespace monitoring) did not appear within 2s: no Deployment, StatefulSet, DaemonSet or Job is labelled app.kubernetes.io/name=prometheus"),
         "{err}"
     );
-    assert!(err.contains("help: its operator creates it"), "{err}");
+    assert!(err.contains("an operator's log says why it made nothing"), "{err}");
     // The operator makes it, not ready at first, then ready: the wait returns then.
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -829,11 +840,9 @@ fn prometheus_made_by_its_operator_is_waited_for_until_it_appears_and_is_ready()
         });
         let t = Instant::now();
         KubeApi
-            .wait_workloads_ready(
+            .wait_ready(
                 &f.target,
-                "prometheus",
-                "monitoring",
-                selector,
+                &prometheus(selector),
                 Duration::from_secs(20),
                 &Cancel::new(),
             )

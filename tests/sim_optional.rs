@@ -30,7 +30,7 @@ fn sim_up_with_monitoring_installs_it_beside_the_defaults_and_a_noop_up_makes_no
     let calls = lab.world.calls();
     let mon = call(&calls, "helm.upgrade_install", "monitoring");
     let pg = call(&calls, "helm.upgrade_install", "postgresql");
-    let ingress_ready = call(&calls, "kube.wait_release", "ingress-nginx");
+    let ingress_ready = call(&calls, "kube.wait_ready", "ingress-nginx");
     assert!(
         overlap(mon, pg),
         "monitoring installs beside PostgreSQL: {mon:?} {pg:?}"
@@ -129,7 +129,7 @@ fn sim_monitoring_switched_on_in_devenv_yaml_with_traefik_uses_its_class_and_can
     let calls = lab.world.calls();
     assert!(
         call(&calls, "helm.upgrade_install", "monitoring").start_ms
-            >= call(&calls, "kube.wait_release", "traefik").end_ms
+            >= call(&calls, "kube.wait_ready", "traefik").end_ms
     );
     let out = lab.run(&["up", "--without", "monitoring"]);
     assert_eq!(out.code, 2, "{out:?}");
@@ -148,7 +148,14 @@ fn sim_metrics_server_gets_the_kind_flag_and_its_check_asks_the_metrics_api() {
     let out = lab.run(&["up"]);
     assert_eq!(out.code, 0, "{out:?}");
     let values = std::fs::read_to_string(lab.state.path().join("devenv/values/metrics-server.devenv.yaml")).unwrap();
-    assert_eq!(values, "args:\n  - --kubelet-insecure-tls\n");
+    let values: serde_json::Value = serde_saphyr::from_str(&values).unwrap();
+    assert_eq!(values["args"], serde_json::json!(["--kubelet-insecure-tls"]));
+    // The pinned image is the one that runs (the chart's `image.repository:image.tag`).
+    assert_eq!(
+        values["image"]["repository"],
+        "registry.k8s.io/metrics-server/metrics-server"
+    );
+    assert_eq!(values["image"]["tag"], "v0.8.0");
     let calls = lab.world.calls();
     assert_eq!(
         call(&calls, "helm.upgrade_install", "metrics-server").op,

@@ -84,8 +84,14 @@ fn sim_a_changed_kind_config_is_kept_and_explained_until_recreate() {
     let lab = Lab::new("recreate");
     assert_eq!(lab.run(&["up"]).code, 0);
     let kind = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kind-config.yaml")).unwrap();
-    lab.project
-        .write("kind-config.yaml", &kind.replace("hostPort: 16379", "hostPort: 26379"));
+    // A node label: the cluster differs, its host ports (which the smoke checks use) do not.
+    lab.project.write(
+        "kind-config.yaml",
+        &kind.replace(
+            "  - role: control-plane\n",
+            "  - role: control-plane\n    labels:\n      tier: dev\n",
+        ),
+    );
     let out = lab.run(&["up"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("devenv up --recreate"), "{out:?}");

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::exec::Cancel;
 use crate::readiness::{self, Snapshot, Verdict};
 use crate::world::{
-    Applied, DATA_STORAGE_CLASS, Kube, KubeTarget, ReleaseInfo, SMOKE_CREATED, SMOKE_LABEL, SMOKE_OWNER,
-    SmokeNamespace, SmokeSpec, VolumeSpec,
+    Applied, DATA_STORAGE_CLASS, HOST_PATH_TYPE, Kube, KubeTarget, ReleaseInfo, SMOKE_CREATED, SMOKE_LABEL,
+    SMOKE_OWNER, SmokeNamespace, SmokeSpec, VolumeSpec, Workloads,
 };
 use futures_util::future::try_join5;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -175,18 +175,11 @@ async fn explainers(client: &Client, ns: &str, s: &mut Snapshot) {
     }
 }
 
-/// Polls until everything labelled `selector` in `ns` is ready; the error explains why not. With
-/// `require_some`, also waits for the first workload to appear (an operator creates it after its
-/// own release is ready).
-async fn wait_ready(
-    client: &Client,
-    t: &KubeTarget,
-    what: &str,
-    ns: &str,
-    selector: &str,
-    timeout: Duration,
-    require_some: bool,
-) -> Result<()> {
+/// Polls until everything labelled `w.selector` in `w.namespace` is ready; the error explains why
+/// not. With `w.require_some`, also waits for the first workload to appear (a chart's workloads
+/// carry the label devenv expects, or an operator creates them after its own release is ready).
+async fn wait_ready(client: &Client, t: &KubeTarget, w: &Workloads, timeout: Duration) -> Result<()> {
+    let (what, ns, selector) = (w.what.as_str(), w.namespace.as_str(), w.selector.as_str());
     let started = Instant::now();
     loop {
         let mut s = snapshot(client, ns, selector, t).await?;
@@ -194,17 +187,9 @@ async fn wait_ready(
         let out_of_time = started.elapsed() >= timeout;
         let none =
             s.deployments.is_empty() && s.statefulsets.is_empty() && s.daemonsets.is_empty() && s.jobs.is_empty();
-        if require_some && none {
+        if w.require_some && none {
             if out_of_time {
-                return Err(Error::failed(
-                    format!(
-                        "{what} (namespace {ns}) did not appear within {}s: nothing is labelled {selector}",
-                        timeout.as_secs()
-                    ),
-                    format!(
-                        "its operator creates it: `kubectl -n {ns} get pods` and the operator's log say why not (with `devenv env`)"
-                    ),
-                ));
+                return Err(readiness::nothing_labelled_error(w, timeout));
             }
             tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))).await;
             continue;
@@ -300,12 +285,17 @@ pub fn smoke_objects(s: &SmokeSpec) -> (Namespace, Deployment, Service, Ingress)
         "metadata": {"name": "echo", "namespace": s.namespace, "labels": labels},
         "spec": {"selector": {"app.kubernetes.io/instance": "devenv-smoke"}, "ports": [{"port": 80, "targetPort": 5678}]},
     }));
+    let mut ingress_spec = serde_json::json!({"rules": [{"host": s.host, "http": {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": "echo", "port": {"number": 80}}},
+    }]}}]});
+    // Named, so the run proves the environment's own controller routes (not some default class).
+    if let Some(class) = &s.ingress_class {
+        ingress_spec["ingressClassName"] = class.as_str().into();
+    }
     let ingress = parse(serde_json::json!({
         "metadata": {"name": "echo", "namespace": s.namespace, "labels": labels},
-        "spec": {"rules": [{"host": s.host, "http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": "echo", "port": {"number": 80}}},
-        }]}}]},
+        "spec": ingress_spec,
     }));
     (ns, deployment, service, ingress)
 }
@@ -324,7 +314,7 @@ pub fn volume_objects(v: &VolumeSpec) -> (Namespace, PersistentVolume, Persisten
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": DATA_STORAGE_CLASS,
             "volumeMode": "Filesystem",
-            "hostPath": {"path": v.node_path, "type": "DirectoryOrCreate"},
+            "hostPath": {"path": v.node_path, "type": HOST_PATH_TYPE},
             "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": v.namespace, "name": v.claim},
         },
     }));
@@ -636,40 +626,12 @@ impl Kube for KubeApi {
         })
     }
 
-    fn wait_release_ready(
-        &self,
-        t: &KubeTarget,
-        release: &str,
-        namespace: &str,
-        timeout: Duration,
-        cancel: &Cancel,
-    ) -> Result<()> {
-        block(t, cancel, |client| async move {
-            wait_ready(
-                &client,
-                t,
-                release,
-                namespace,
-                &format!("app.kubernetes.io/instance={release}"),
-                timeout,
-                false,
-            )
-            .await
-        })
-    }
-
-    fn wait_workloads_ready(
-        &self,
-        t: &KubeTarget,
-        what: &str,
-        namespace: &str,
-        selector: &str,
-        timeout: Duration,
-        cancel: &Cancel,
-    ) -> Result<()> {
-        block(t, cancel, |client| async move {
-            wait_ready(&client, t, what, namespace, selector, timeout, true).await
-        })
+    fn wait_ready(&self, t: &KubeTarget, w: &Workloads, timeout: Duration, cancel: &Cancel) -> Result<()> {
+        block(
+            t,
+            cancel,
+            |client| async move { wait_ready(&client, t, w, timeout).await },
+        )
     }
 
     fn create_smoke_namespace(&self, t: &KubeTarget, s: &SmokeSpec, cancel: &Cancel) -> Result<()> {
@@ -714,11 +676,13 @@ impl Kube for KubeApi {
             wait_ready(
                 &client,
                 t,
-                "the smoke echo backend",
-                &s.namespace,
-                "app.kubernetes.io/instance=devenv-smoke",
+                &Workloads {
+                    what: "the smoke echo backend".to_string(),
+                    namespace: s.namespace.clone(),
+                    selector: "app.kubernetes.io/instance=devenv-smoke".to_string(),
+                    require_some: true,
+                },
                 timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1)),
-                false,
             )
             .await
         })
@@ -740,11 +704,13 @@ impl Kube for KubeApi {
             wait_ready(
                 &client,
                 t,
-                "the in-cluster DNS check",
-                &s.namespace,
-                "app.kubernetes.io/instance=devenv-smoke-dns",
+                &Workloads {
+                    what: "the in-cluster DNS check".to_string(),
+                    namespace: s.namespace.clone(),
+                    selector: "app.kubernetes.io/instance=devenv-smoke-dns".to_string(),
+                    require_some: true,
+                },
                 timeout,
-                false,
             )
             .await
         })
@@ -956,11 +922,13 @@ impl Kube for KubeApi {
                 wait_ready(
                     &client,
                     t,
-                    &format!("{what}: the writer"),
-                    &v.namespace,
-                    &w,
+                    &Workloads {
+                        what: format!("{what}: the writer"),
+                        namespace: v.namespace.clone(),
+                        selector: w.clone(),
+                        require_some: true,
+                    },
                     timeout,
-                    false,
                 )
                 .await?;
                 // The reader goes to another node when there is one: the files are the host's.
@@ -978,11 +946,13 @@ impl Kube for KubeApi {
                 wait_ready(
                     &client,
                     t,
-                    &format!("{what}: the reader (it did not find the writer's file)"),
-                    &v.namespace,
-                    &r,
+                    &Workloads {
+                        what: format!("{what}: the reader (it did not find the writer's file)"),
+                        namespace: v.namespace.clone(),
+                        selector: r.clone(),
+                        require_some: true,
+                    },
                     left,
-                    false,
                 )
                 .await
             };

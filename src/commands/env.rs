@@ -2,9 +2,9 @@
 //! prints the generated database password, because it was asked to.
 
 use super::App;
+use crate::components::Part;
 use crate::error::{Error, Result};
 use crate::plan::Desired;
-use crate::world::Check;
 use clap::ValueEnum;
 use std::collections::BTreeMap;
 
@@ -32,50 +32,25 @@ pub fn variables(app: &App) -> Result<BTreeMap<String, String>> {
     }
     let mut vars = BTreeMap::new();
     vars.insert("KUBECONFIG".to_string(), state.kubeconfig().display().to_string());
-    for p in &desired.probes {
-        match &p.check {
-            Check::Postgres { user, database } => {
-                let pw = state.credentials()?.postgres_password;
-                vars.insert(
-                    "DATABASE_URL".into(),
-                    format!("postgres://{user}:{pw}@{}:{}/{database}", p.host, p.port),
-                );
+    let mut credentials = None;
+    for c in &desired.components {
+        for var in &c.env {
+            let mut value = String::new();
+            for part in &var.value {
+                match part {
+                    Part::Text(t) => value.push_str(t),
+                    Part::Secret(s) => {
+                        if credentials.is_none() {
+                            credentials = Some(state.credentials()?);
+                        }
+                        value.push_str(credentials.as_ref().expect("read above").secret(*s));
+                    }
+                }
             }
-            Check::Redis => {
-                vars.insert("REDIS_URL".into(), format!("redis://{}:{}/0", p.host, p.port));
-            }
-            Check::Http { .. } => {
-                let port = if p.port == 80 {
-                    String::new()
-                } else {
-                    format!(":{}", p.port)
-                };
-                vars.insert("INGRESS_URL".into(), format!("http://{}{port}", p.host));
-            }
-            Check::Prometheus { host_header } => {
-                vars.insert(
-                    "PROMETHEUS_URL".into(),
-                    format!("http://{host_header}{}", port_suffix(p.port)),
-                );
-            }
-            Check::Grafana { host_header } => {
-                vars.insert(
-                    "GRAFANA_URL".into(),
-                    format!("http://{host_header}{}", port_suffix(p.port)),
-                );
-            }
+            vars.insert(var.name.to_string(), value);
         }
     }
-    // Also without an ingress to reach Grafana through: a port-forward needs the login too.
-    if desired.components.iter().any(|c| c.name == "monitoring") {
-        vars.insert("GRAFANA_USER".into(), "admin".into());
-        vars.insert("GRAFANA_PASSWORD".into(), state.credentials()?.grafana_password);
-    }
     Ok(vars)
-}
-
-fn port_suffix(port: u16) -> String {
-    if port == 80 { String::new() } else { format!(":{port}") }
 }
 
 fn sh_quote(v: &str) -> String {

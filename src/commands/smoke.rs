@@ -150,6 +150,7 @@ pub fn run(s: &Smoke, ctx: &StepCtx, reporter: &Reporter, junit: Option<&std::pa
         },
         echo_image: s.desired.echo_image.clone(),
         probe_image: s.desired.probe_image.clone(),
+        ingress_class: s.desired.ingress_class.clone(),
         owner: owner(),
         created: now_secs(),
     };
@@ -196,7 +197,10 @@ pub fn run(s: &Smoke, ctx: &StepCtx, reporter: &Reporter, junit: Option<&std::pa
                             };
                             (probe, None)
                         }
-                        Check::Postgres { .. } => (p.clone(), Some(credentials.postgres_password.as_str())),
+                        Check::Postgres { .. } => (
+                            p.clone(),
+                            Some(credentials.secret(crate::components::Secret::PostgresPassword)),
+                        ),
                         Check::Redis | Check::Prometheus { .. } | Check::Grafana { .. } => (p.clone(), None),
                     };
                     s.world

@@ -74,20 +74,7 @@ pub fn run(app: &App) -> Result<()> {
                 .find(|r| r.name == c.name && r.namespace == c.namespace);
             let status = rel.map(|r| r.status.as_str()).unwrap_or("not installed");
             let current = applied.entries.get(&format!("component.{}", c.name)) == Some(&c.digest);
-            let endpoint = desired
-                .probes
-                .iter()
-                .find(|p| {
-                    p.name == c.name
-                        || (p.name == "http" && (c.name == "ingress-nginx" || c.name == "traefik"))
-                        || (p.name == "grafana" && c.name == "monitoring")
-                })
-                .map(|p| match &p.check {
-                    crate::world::Check::Grafana { host_header } if p.port == 80 => format!("http://{host_header}"),
-                    crate::world::Check::Grafana { host_header } => format!("http://{host_header}:{}", p.port),
-                    _ => format!("{}:{}", p.host, p.port),
-                })
-                .unwrap_or_default();
+            let endpoint = c.endpoint.clone().unwrap_or_default();
             let chart = rel.map(|r| r.chart.clone()).unwrap_or_else(|| "-".into());
             text.push_str(&format!(
                 "  {:<16} {:<30} {:<16} {:<10} {}\n",
@@ -108,7 +95,7 @@ pub fn run(app: &App) -> Result<()> {
             let rec = applied.entries.get("volume.shared-data");
             let status = if rec.is_some() { "present" } else { "absent" };
             let current = sh.is_current(rec.map(String::as_str));
-            let dir = sh.host_dir.clone().unwrap_or_else(|| state.data_dir().join("shared"));
+            let dir = state.host_dir(&sh.volume.host_dir);
             let claim = format!("{}/{}", sh.volume.namespace, sh.volume.claim);
             text.push_str(&format!(
                 "  {:<16} {:<30} {:<16} {:<10} {}\n",

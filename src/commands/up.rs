@@ -173,28 +173,52 @@ fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path
     }
 }
 
-/// A directory mounted into the nodes: created when missing, open to the containers' users (the
-/// database's uid 999, a pod's own); devenv's state dir above it (0700) keeps other users out. A
-/// user's own `sharedData.path` keeps the mode it has.
-fn make_shared_dir(dir: &std::path::Path, ours: bool) -> Result<()> {
-    let users_own = !ours && dir.is_dir();
-    std::fs::create_dir_all(dir)
-        .and_then(|_| {
-            if users_own {
-                Ok(())
-            } else {
-                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-            }
-        })
-        .map_err(|e| {
-            Error::failed(
-                format!(
-                    "cannot create the directory {} to mount into the nodes: {e}",
-                    dir.display()
-                ),
-                "check its parent's permissions (devenv's state directory is DEVENV_STATE_DIR)",
-            )
-        })
+/// The data directory: every node mounts it, and pods' users must be able to pass through it.
+const DATA_DIR_MODE: u32 = 0o755;
+/// Every pod's user may write a volume's directory (PostgreSQL's uid 999 creates PGDATA in it).
+const VOLUME_DIR_MODE: u32 = 0o777;
+
+/// A directory mounted into the nodes. devenv's own (the data directory and the directories
+/// under it) are made open to the containers' users: PostgreSQL runs as uid 999 and must create
+/// its data directory in its volume's, and a hostPath volume gets no ownership change; devenv's
+/// state dir above them (0700) keeps other users of this machine out. A user's own
+/// `sharedData.path` keeps the mode it has (`mode` None).
+fn prepare_host_dir(dir: &std::path::Path, mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let users_own = mode.is_none() && dir.is_dir();
+    let made = std::fs::create_dir_all(dir).map_err(|e| {
+        Error::failed(
+            format!(
+                "cannot create the directory {} to mount into the nodes: {e}",
+                dir.display()
+            ),
+            "check its parent's permissions (devenv's state directory is DEVENV_STATE_DIR)",
+        )
+    });
+    made?;
+    if users_own {
+        return Ok(());
+    }
+    let mode = mode.unwrap_or(0o777);
+    let meta = std::fs::metadata(dir).map_err(|e| Error::failed(format!("cannot read {}: {e}", dir.display()), ""))?;
+    if meta.permissions().mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        Error::failed(
+            format!(
+                "{} belongs to uid {} with mode {:o}, which the containers' users (PostgreSQL runs as uid {}) cannot write, and devenv cannot change it: {e}",
+                dir.display(),
+                meta.uid(),
+                meta.permissions().mode() & 0o7777,
+                crate::components::postgresql::UID,
+            ),
+            format!(
+                "make it writable, keeping its files: `sudo chmod {mode:o} {}` (a kubelet makes a missing hostPath directory as root with mode 755)",
+                dir.display()
+            ),
+        )
+    })
 }
 
 /// ingress-nginx is retired upstream: say so once per environment, when devenv installs it.
@@ -259,9 +283,13 @@ impl Run<'_> {
                     .kube
                     .set_applied(&self.target, name, "volume.shared-data", None, cancel)?;
                 let why = step.reason.split(';').next().unwrap_or("");
+                let dir = match &self.config.project.shared.path {
+                    Some(p) => p.clone(),
+                    None => self.state.data_dir().join(crate::components::shared_data::DATA_DIR),
+                };
                 reporter.info(&format!(
                     "   shared-data volume removed: {why}; its files stay in {}",
-                    self.shared_dir(self.config.project.shared.path.as_deref()).display()
+                    dir.display()
                 ));
                 Ok(())
             }
@@ -279,21 +307,21 @@ impl Run<'_> {
         }
     }
 
-    /// The shared directory on this machine: `sharedData.path`, or the state dir's `data/shared`.
-    fn shared_dir(&self, host_dir: Option<&std::path::Path>) -> std::path::PathBuf {
-        host_dir
-            .map(|p| p.to_path_buf())
-            .unwrap_or_else(|| self.state.data_dir().join("shared"))
+    /// Makes a volume's directory on this machine, then the volume and its claim.
+    fn ensure_volume(&self, v: &crate::world::VolumeSpec, cancel: &crate::exec::Cancel) -> Result<std::path::PathBuf> {
+        let dir = self.state.host_dir(&v.host_dir);
+        let mode = matches!(v.host_dir, crate::world::HostDir::Data(_)).then_some(VOLUME_DIR_MODE);
+        prepare_host_dir(&dir, mode)?;
+        self.world.kube.ensure_volume(&self.target, v, cancel)?;
+        Ok(dir)
     }
 
     fn ensure_shared(&self, cancel: &crate::exec::Cancel, reporter: &crate::output::Reporter) -> Result<()> {
         let Some(sh) = &self.desired.shared else {
             return Ok(());
         };
-        let dir = self.shared_dir(sh.host_dir.as_deref());
-        make_shared_dir(&dir, sh.host_dir.is_none())?;
         let v = &sh.volume;
-        self.world.kube.ensure_volume(&self.target, v, cancel)?;
+        let dir = self.ensure_volume(v, cancel)?;
         reporter.info(&format!(
             "   claim {}/{} ({}) shares {}",
             v.namespace,
@@ -326,12 +354,12 @@ impl Run<'_> {
             // Its own mode lets the database's user in the node write; the state dir above it
             // (0700) keeps other users of this machine out.
             let dir = self.state.data_dir();
-            make_shared_dir(&dir, true)?;
+            prepare_host_dir(&dir, Some(DATA_DIR_MODE))?;
             mounts.push((dir, crate::config::kind::DATA_MOUNT));
         }
-        if let Some(dir) = self.desired.shared.as_ref().and_then(|s| s.host_dir.clone()) {
-            make_shared_dir(&dir, false)?;
-            mounts.push((dir, crate::plan::desired::SHARED_MOUNT));
+        if let Some(dir) = self.desired.shared.as_ref().and_then(|s| s.user_dir()) {
+            prepare_host_dir(dir, None)?;
+            mounts.push((dir.to_path_buf(), crate::plan::desired::SHARED_MOUNT));
         }
         let kind_config = if mounts.is_empty() {
             self.config.kind_config_text.clone()
@@ -394,24 +422,22 @@ impl Run<'_> {
                 None => self.state.write_private(&format!("values/{}.yaml", c.name), &v.text)?,
             });
         }
-        let mut generated = c.generated.clone();
-        if let Some(template) = c.secret_values {
-            // Generated passwords reach the chart in this user-only file only, never on a command line.
+        // devenv's values: one mapping, written once, after the user's files so that it wins.
+        // Generated passwords reach the chart in this user-only file only, never on a command line.
+        let generated = if c.secrets.is_empty() {
+            c.generated.clone()
+        } else {
             let creds = self.state.credentials()?;
-            generated.push_str(
-                &template
-                    .replace("{password}", &creds.postgres_password)
-                    .replace("{grafana_password}", &creds.grafana_password),
-            );
+            c.generated_with(|s| creds.secret(s).to_string())
+        };
+        if generated.as_object().is_some_and(|m| !m.is_empty()) {
+            files.push(self.state.write_private(
+                &format!("values/{}.devenv.yaml", c.name),
+                &crate::components::values::to_yaml(&generated),
+            )?);
         }
-        if !generated.is_empty() {
-            files.push(
-                self.state
-                    .write_private(&format!("values/{}.devenv.yaml", c.name), &generated)?,
-            );
-        }
-        for v in self.desired.volumes.iter().filter(|v| v.component == c.name) {
-            self.world.kube.ensure_volume(&self.target, v, ctx.cancel)?;
+        for v in &c.volumes {
+            self.ensure_volume(v, ctx.cancel)?;
         }
         let spec = InstallSpec {
             release: c.name.clone(),
@@ -438,21 +464,14 @@ impl Run<'_> {
             )
         });
         self.world.helm.upgrade_install(&self.target, &spec, ctx.cancel)?;
-        // Ready means every workload of the release; when it is not, the error says why.
+        // Ready means every workload of the release (then what its operator makes); when it is
+        // not, the error says why.
         let started = std::time::Instant::now();
-        self.world
-            .kube
-            .wait_release_ready(&self.target, &c.name, &c.namespace, self.timeouts.component, ctx.cancel)?;
-        for (what, selector) in &c.also_ready {
+        for w in &c.ready {
             let left = self.timeouts.component.saturating_sub(started.elapsed());
-            self.world.kube.wait_workloads_ready(
-                &self.target,
-                what,
-                &c.namespace,
-                selector,
-                left.max(std::time::Duration::from_secs(1)),
-                ctx.cancel,
-            )?;
+            self.world
+                .kube
+                .wait_ready(&self.target, w, left.max(std::time::Duration::from_secs(1)), ctx.cancel)?;
         }
         if let Some(id) = undo {
             ctx.ledger.forget(id);

@@ -138,25 +138,14 @@ pub trait Kube: Send + Sync {
     fn server_version(&self, target: &KubeTarget, cancel: &Cancel) -> Result<String>;
     /// Removes the whole record (when devenv leaves a cluster it did not create).
     fn delete_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()>;
-    /// Waits until every Deployment, StatefulSet, DaemonSet and Job of a helm release is ready
-    /// (found by `app.kubernetes.io/instance=<release>`), or fails after `timeout` saying why:
-    /// the pods, their waiting reasons, scheduling failures, the last log lines, Warning events.
-    fn wait_release_ready(
+    /// Waits until every Deployment, StatefulSet, DaemonSet and Job labelled `w.selector` in
+    /// `w.namespace` is ready (and, with `w.require_some`, until there is at least one), or fails
+    /// after `timeout` saying why: the pods, their waiting reasons, scheduling failures, the last
+    /// log lines, Warning events.
+    fn wait_ready(
         &self,
         target: &KubeTarget,
-        release: &str,
-        namespace: &str,
-        timeout: std::time::Duration,
-        cancel: &Cancel,
-    ) -> Result<()>;
-    /// Waits until at least one workload labelled `selector` exists in `namespace` and all such
-    /// are ready: what an operator of the release creates after the release itself is ready.
-    fn wait_workloads_ready(
-        &self,
-        target: &KubeTarget,
-        what: &str,
-        namespace: &str,
-        selector: &str,
+        w: &Workloads,
         timeout: std::time::Duration,
         cancel: &Cancel,
     ) -> Result<()>;
@@ -213,8 +202,44 @@ pub trait Kube: Send + Sync {
     ) -> Result<()>;
 }
 
+/// What readiness waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workloads {
+    /// How to name them to a user: `postgresql`, `prometheus`.
+    pub what: String,
+    pub namespace: String,
+    /// A label selector, e.g. `app.kubernetes.io/instance=postgresql`.
+    pub selector: String,
+    /// There must be at least one: a chart known to make workloads of which none carry the
+    /// selector's labels is waiting (or wrongly labelled), never ready at once.
+    pub require_some: bool,
+}
+
+impl Workloads {
+    /// Everything helm labels as the release `name`'s, which may be nothing.
+    pub fn release(name: &str, namespace: &str) -> Workloads {
+        Workloads {
+            what: name.to_string(),
+            namespace: namespace.to_string(),
+            selector: format!("app.kubernetes.io/instance={name}"),
+            require_some: false,
+        }
+    }
+}
+
+/// Where a volume's files are on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostDir {
+    /// Under the state directory's `data/` (which every kind node has at `/devenv-data`).
+    Data(&'static str),
+    /// A directory of the user's own (`sharedData.path`).
+    User(PathBuf),
+}
+
 /// A volume kept on this machine: a hostPath PersistentVolume on the node path that the data
-/// directory is mounted at, pre-bound to one claim.
+/// directory is mounted at, pre-bound to one claim. devenv makes the directory before the
+/// volume, and the volume requires it to exist (`type: Directory`): a directory the kubelet makes
+/// is root's with mode 0755, which a non-root pod cannot write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeSpec {
     /// The component whose chart uses the claim.
@@ -227,6 +252,8 @@ pub struct VolumeSpec {
     pub node_path: String,
     pub size: String,
     pub access: Access,
+    /// The directory on this machine the node path shows.
+    pub host_dir: HostDir,
 }
 
 /// A volume's access mode: PostgreSQL's is one node's; the shared one is every pod's.
@@ -248,6 +275,10 @@ impl Access {
 /// The storage class name that binds devenv's volumes to their claims only (no provisioner).
 pub const DATA_STORAGE_CLASS: &str = "devenv-data";
 
+/// The hostPath type of devenv's volumes: the directory must exist (devenv makes it, open to
+/// the pods' users); a kubelet that made it instead would make it root's with mode 0755.
+pub const HOST_PATH_TYPE: &str = "Directory";
+
 /// One run's smoke objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmokeSpec {
@@ -259,6 +290,8 @@ pub struct SmokeSpec {
     pub host: String,
     pub echo_image: String,
     pub probe_image: String,
+    /// The IngressClass of the environment's ingress controller, which the run's Ingress names.
+    pub ingress_class: Option<String>,
     /// `<hostname>/<pid>` of the devenv process that owns the namespace.
     pub owner: String,
     /// Unix seconds when the run started: the sweep's age of the namespace.

@@ -1,6 +1,8 @@
 //! A small builder for running devenv in-process, as a user would from a shell.
 #![allow(dead_code)]
 
+pub mod render;
+
 use devenv::exec::Cancel;
 use devenv::world::sim::SimWorld;
 use std::collections::BTreeMap;

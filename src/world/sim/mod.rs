@@ -6,6 +6,8 @@
 //! see one world, the way they would see one Docker engine. Everything here is simulated: no
 //! cluster, chart or container is involved.
 
+pub mod charts;
+
 use super::*;
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
@@ -36,6 +38,15 @@ pub struct SimCluster {
     /// PostgreSQL rows kept on the cluster's own storage (gone with the cluster).
     #[serde(default)]
     pub db_rows: Vec<String>,
+    /// What each release's chart made, as the chart models render it from the values helm got.
+    #[serde(default)]
+    pub rendered: BTreeMap<String, charts::Rendered>,
+    /// The control-plane node's extraPortMappings: (containerPort, hostPort).
+    #[serde(default)]
+    pub ports: Vec<(u16, u16)>,
+    /// `namespace/claim` -> the hostPath type of the volume bound to it.
+    #[serde(default)]
+    pub volume_types: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -45,6 +56,9 @@ pub struct SimNamespace {
     pub created: u64,
     /// The echo backend and its Ingress exist.
     pub echo: bool,
+    /// The IngressClass the run's Ingress names.
+    #[serde(default)]
+    pub ingress_class: Option<String>,
 }
 
 /// A pod that cannot get ready, as the simulated cluster reports it.
@@ -243,6 +257,46 @@ impl SimWorld {
             .collect()
     }
 
+    /// The control-plane node's extraPortMappings in the kind config kind would be given.
+    fn ports_of(config: &Path) -> Vec<(u16, u16)> {
+        let text = std::fs::read_to_string(config).unwrap_or_default();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
+        v.pointer("/nodes/0/extraPortMappings")
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some((
+                    u16::try_from(m["containerPort"].as_u64()?).ok()?,
+                    u16::try_from(m["hostPort"].as_u64()?).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The values helm would give the chart: each file in order, merged; within one file a key
+    /// given twice keeps its last value, as helm's YAML reader does.
+    fn values_of(files: &[PathBuf]) -> Result<serde_json::Value> {
+        let mut merged = serde_json::json!({});
+        for f in files {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| Error::failed(format!("Error: open {}: {e} (simulated helm)", f.display()), ""))?;
+            if crate::config::yaml::is_blank(&text) {
+                continue;
+            }
+            let mut options = serde_saphyr::Options::default();
+            options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+            let v: serde_json::Value = serde_saphyr::from_str_with_options(&text, options).map_err(|e| {
+                Error::failed(
+                    format!("Error: failed to parse {}: {e} (simulated helm)", f.display()),
+                    "",
+                )
+            })?;
+            crate::components::values::merge(&mut merged, v);
+        }
+        Ok(merged)
+    }
+
     /// The file on this machine that `file` on claim `namespace/claim` is, when the claim is bound
     /// to a volume under a directory mounted into the nodes; None: the cluster's own storage.
     fn claim_file(cl: &SimCluster, claim: &str, file: &str) -> Option<PathBuf> {
@@ -255,9 +309,10 @@ impl SimWorld {
         })
     }
 
-    /// Where PostgreSQL's rows live: a file on its claim when that is on this machine.
+    /// Where PostgreSQL's rows live: a file in its PGDATA on its claim, when that is on this
+    /// machine.
     fn db_file(cl: &SimCluster) -> Option<PathBuf> {
-        Self::claim_file(cl, "devenv-data/postgresql-data", "rows")
+        Self::claim_file(cl, "devenv-data/postgresql-data", "pg/rows")
     }
 
     /// A file a pod wrote on claim `namespace/claim` of `cluster`, as this machine sees it.
@@ -484,6 +539,7 @@ impl ClusterProvider for SimWorld {
                         }],
                         node_image: spec.node_image.clone(),
                         mounts: Self::mounts_of(&spec.config_path),
+                        ports: Self::ports_of(&spec.config_path),
                         ..Default::default()
                     },
                 );
@@ -632,6 +688,19 @@ impl Helm for SimWorld {
         );
         let rel = spec.release.clone();
         let ns = spec.namespace.clone();
+        // What the chart makes from exactly the files helm is given (a chart with no model makes
+        // one Deployment labelled as the release's).
+        let values = Self::values_of(&spec.values_files)?;
+        let rendered = charts::render(&spec.chart, &rel, &ns, &values).unwrap_or_else(|| charts::Rendered {
+            workloads: vec![charts::Workload {
+                kind: "Deployment".into(),
+                name: rel.clone(),
+                namespace: ns.clone(),
+                instance: rel.clone(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
         let (c2, rel2, ns2, chart2) = (c.clone(), rel.clone(), ns.clone(), chart.clone());
         // Like helm, the release is recorded as pending before the wait; an interrupt leaves it so.
         self.op(
@@ -658,6 +727,7 @@ impl Helm for SimWorld {
                     r.status = "deployed".into();
                     r.chart = chart;
                 }
+                cl.rendered.insert(rel.clone(), rendered);
                 Ok(())
             },
         )
@@ -684,9 +754,9 @@ impl Helm for SimWorld {
             cancel,
             |_| {},
             |s| {
-                Self::cluster_mut(s, &c)?
-                    .releases
-                    .retain(|r| !(r.name == release && r.namespace == namespace));
+                let cl = Self::cluster_mut(s, &c)?;
+                cl.releases.retain(|r| !(r.name == release && r.namespace == namespace));
+                cl.rendered.remove(release);
                 Ok(())
             },
         )
@@ -705,6 +775,7 @@ impl Helm for SimWorld {
                 if release.status == "pending-install" || release.status == "uninstalling" {
                     cl.releases
                         .retain(|r| !(r.name == release.name && r.namespace == release.namespace));
+                    cl.rendered.remove(&release.name);
                 } else if let Some(r) = cl.releases.iter_mut().find(|r| r.name == release.name) {
                     r.status = "deployed".into();
                 }
@@ -800,16 +871,50 @@ impl Kube for SimWorld {
         )
     }
 
-    fn wait_release_ready(
-        &self,
-        target: &KubeTarget,
-        release: &str,
-        namespace: &str,
-        timeout: Duration,
-        cancel: &Cancel,
-    ) -> Result<()> {
+    fn wait_ready(&self, target: &KubeTarget, w: &Workloads, timeout: Duration, cancel: &Cancel) -> Result<()> {
         let c = Self::target_cluster(target);
-        self.wait_ready("kube.wait_release", &c, release, namespace, timeout, cancel)
+        let (found, problem) = self.op(
+            "kube.wait_ready",
+            &w.what,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                Self::cluster_mut(s, &c)?;
+                let cl = &s.clusters[&c];
+                let found = Self::workloads(cl)
+                    .into_iter()
+                    .filter(|(labels, wl)| wl.namespace == w.namespace && Self::selects(&w.selector, labels))
+                    .map(|(_, wl)| wl)
+                    .collect::<Vec<_>>();
+                let problem = match found.is_empty() {
+                    true => None,
+                    false => s
+                        .pod_problems
+                        .get(&w.what)
+                        .cloned()
+                        .or_else(|| Self::kubelet(cl, &found)),
+                };
+                Ok((found.len(), problem))
+            },
+        )?;
+        if found == 0 && w.require_some {
+            // The real adapter polls until its deadline; so does this one.
+            if !cancel.sleep(timeout) {
+                return Err(cancel.error());
+            }
+            return Err(crate::readiness::nothing_labelled_error(w, timeout));
+        }
+        let Some(p) = problem else { return Ok(()) };
+        if !cancel.sleep(timeout) {
+            return Err(cancel.error());
+        }
+        Err(crate::readiness::not_ready_error(
+            &w.what,
+            &w.namespace,
+            timeout,
+            &Self::stuck_snapshot(&w.what, &w.namespace, &p),
+        ))
     }
 
     fn create_smoke_namespace(&self, target: &KubeTarget, spec: &SmokeSpec, cancel: &Cancel) -> Result<()> {
@@ -836,6 +941,7 @@ impl Kube for SimWorld {
                         owner: spec.owner.clone(),
                         created: spec.created,
                         echo: false,
+                        ingress_class: None,
                     },
                 );
                 Ok(())
@@ -859,10 +965,11 @@ impl Kube for SimWorld {
                         Error::failed(format!("namespaces \"{}\" not found (simulated)", spec.namespace), "")
                     })?;
                 ns.echo = true;
+                ns.ingress_class = spec.ingress_class.clone();
                 Ok(())
             },
         )?;
-        self.wait_ready("kube.wait_echo", &c, "echo", &spec.namespace, timeout, cancel)
+        self.wait_problem("kube.wait_echo", &c, "echo", &spec.namespace, timeout, cancel)
     }
 
     fn smoke_job(
@@ -880,8 +987,14 @@ impl Kube for SimWorld {
                 return Err(Error::failed(format!("namespaces \"{}\" not found (simulated)", spec.namespace), ""));
             }
             for (host, port) in targets {
-                let service = host.split('.').next().unwrap_or("");
-                if !cl.releases.iter().any(|r| r.name == service && r.status == "deployed") {
+                // `<service>.<namespace>.svc.cluster.local`: a Service some deployed release made.
+                let mut parts = host.split('.');
+                let (service, namespace) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let resolves = cl.rendered.iter().any(|(release, r)| {
+                    cl.releases.iter().any(|x| &x.name == release && x.status == "deployed")
+                        && r.services.iter().any(|s| s.name == service && s.namespace == namespace)
+                });
+                if !resolves {
                     return Err(Error::failed(
                         format!("the in-cluster DNS check (namespace {}) failed:\n  container connect-{service}: nc: {host}:{port}: bad address (simulated)", spec.namespace),
                         "the service does not resolve: is its release installed? `devenv status`",
@@ -890,7 +1003,7 @@ impl Kube for SimWorld {
             }
             Ok(())
         })?;
-        self.wait_ready("kube.wait_job", &c, "dns", &spec.namespace, timeout, cancel)
+        self.wait_problem("kube.wait_job", &c, "dns", &spec.namespace, timeout, cancel)
     }
 
     fn smoke_namespaces(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Vec<SmokeNamespace>> {
@@ -925,25 +1038,13 @@ impl Kube for SimWorld {
             cancel,
             |_| {},
             |s| {
-                Self::cluster_mut(s, &c)?
-                    .volumes
-                    .insert(format!("{}/{}", v.namespace, v.claim), v.node_path.clone());
+                let cl = Self::cluster_mut(s, &c)?;
+                let key = format!("{}/{}", v.namespace, v.claim);
+                cl.volumes.insert(key.clone(), v.node_path.clone());
+                cl.volume_types.insert(key, HOST_PATH_TYPE.to_string());
                 Ok(())
             },
         )
-    }
-
-    fn wait_workloads_ready(
-        &self,
-        target: &KubeTarget,
-        what: &str,
-        namespace: &str,
-        _selector: &str,
-        timeout: Duration,
-        cancel: &Cancel,
-    ) -> Result<()> {
-        let c = Self::target_cluster(target);
-        self.wait_ready("kube.wait_workloads", &c, what, namespace, timeout, cancel)
     }
 
     fn delete_volume(
@@ -1102,8 +1203,149 @@ impl Kube for SimWorld {
 }
 
 impl SimWorld {
+    /// Every workload in the cluster with the labels it carries: what the charts made (labelled
+    /// with their release's instance label), and the StatefulSets the Prometheus operator makes
+    /// from `Prometheus` objects, with the operator's own labels.
+    fn workloads(cl: &SimCluster) -> Vec<(BTreeMap<String, String>, charts::Workload)> {
+        let mut out = Vec::new();
+        for (release, r) in &cl.rendered {
+            if !cl.releases.iter().any(|x| &x.name == release && x.status == "deployed") {
+                continue;
+            }
+            for w in &r.workloads {
+                let labels = BTreeMap::from([("app.kubernetes.io/instance".to_string(), w.instance.clone())]);
+                out.push((labels, w.clone()));
+            }
+            let namespace = r.workloads.first().map(|w| w.namespace.clone()).unwrap_or_default();
+            for name in &r.operated {
+                let labels = BTreeMap::from([
+                    ("app.kubernetes.io/instance".to_string(), name.clone()),
+                    ("app.kubernetes.io/name".to_string(), "prometheus".to_string()),
+                    (
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "prometheus-operator".to_string(),
+                    ),
+                ]);
+                let w = charts::Workload {
+                    kind: "StatefulSet".into(),
+                    name: format!("prometheus-{name}"),
+                    namespace: namespace.clone(),
+                    instance: name.clone(),
+                    ..Default::default()
+                };
+                out.push((labels, w));
+            }
+        }
+        out
+    }
+
+    /// `k=v,k2=v2` selects workloads carrying every one of those labels.
+    fn selects(selector: &str, labels: &BTreeMap<String, String>) -> bool {
+        selector.split(',').all(|term| match term.split_once('=') {
+            Some((k, v)) => labels.get(k.trim()).is_some_and(|x| x == v.trim()),
+            None => false,
+        })
+    }
+
+    /// What the kubelet does with a pod's hostPath volumes, and whether the pod's user can then
+    /// create its data directory: a missing `DirectoryOrCreate` directory is made as root with
+    /// mode 0755, a missing `Directory` one fails the mount, and hostPath volumes get no fsGroup
+    /// change, so only the directory's own owner and mode decide. Real directories on this
+    /// machine, judged by their mode bits.
+    fn kubelet(cl: &SimCluster, found: &[charts::Workload]) -> Option<PodProblem> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        for w in found {
+            let (Some(pgdata), Some(uid)) = (&w.pgdata, w.run_as_user) else {
+                continue;
+            };
+            for (mount, claim) in &w.claims {
+                let Some(rest) = pgdata.strip_prefix(mount.as_str()) else {
+                    continue;
+                };
+                let key = format!("{}/{claim}", w.namespace);
+                let Some(node_path) = cl.volumes.get(&key) else {
+                    continue;
+                };
+                let Some(dir) = Self::claim_file(cl, &key, "") else {
+                    continue;
+                };
+                let image = w.images.last().cloned().unwrap_or_default();
+                if !dir.is_dir() {
+                    if cl.volume_types.get(&key).map(String::as_str) == Some("Directory") {
+                        return Some(PodProblem {
+                            reason: "ContainerCreating".into(),
+                            message: format!(
+                                "MountVolume.SetUp failed for volume \"data\" : hostPath type check failed: {node_path} is not a directory (simulated)"
+                            ),
+                            image,
+                            log: String::new(),
+                        });
+                    }
+                    let _ = std::fs::create_dir_all(&dir)
+                        .and_then(|_| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)));
+                }
+                let Ok(meta) = std::fs::metadata(&dir) else { continue };
+                let mode = meta.permissions().mode();
+                // The chart's pods run as uid 999 with group 999.
+                let writable = if i64::from(meta.uid()) == uid {
+                    mode & 0o300 == 0o300
+                } else if i64::from(meta.gid()) == uid {
+                    mode & 0o030 == 0o030
+                } else {
+                    mode & 0o003 == 0o003
+                };
+                if !writable {
+                    return Some(PodProblem {
+                        reason: "CrashLoopBackOff".into(),
+                        message: format!("back-off restarting failed container {} (simulated)", w.name),
+                        image,
+                        log: format!("mkdir: cannot create directory '{pgdata}': Permission denied"),
+                    });
+                }
+                let _ = std::fs::create_dir_all(dir.join(rest.trim_start_matches('/')));
+            }
+        }
+        None
+    }
+
+    /// Whether something answers `probe` in cluster `c`: its host port maps to a NodePort of a
+    /// Service a deployed release made; through the ingress, an Ingress for the Host header (the
+    /// run's own echo backend, Grafana's, Prometheus's) must name a class that controller serves.
+    fn serves(c: &SimCluster, probe: &Probe, echo_ns: &str, problems: &BTreeMap<String, PodProblem>) -> bool {
+        let Some(node_port) = c.ports.iter().find(|(_, h)| *h == probe.port).map(|(cp, _)| *cp) else {
+            return false;
+        };
+        let deployed = |release: &str| {
+            c.releases.iter().any(|r| r.name == release && r.status == "deployed") && !problems.contains_key(release)
+        };
+        let Some((release, controller)) = c.rendered.iter().find(|(_, r)| {
+            r.services
+                .iter()
+                .any(|s| s.node_ports.iter().any(|(_, p)| *p == node_port))
+        }) else {
+            return false;
+        };
+        if !deployed(release) {
+            return false;
+        }
+        let routed = |class: &Option<String>| class.as_ref().is_some_and(|c| controller.ingress_classes.contains(c));
+        match &probe.check {
+            Check::Http { .. } => c
+                .namespaces
+                .get(echo_ns)
+                .is_some_and(|n| n.echo && routed(&n.ingress_class)),
+            Check::Prometheus { host_header } | Check::Grafana { host_header } => c.rendered.iter().any(|(rel, r)| {
+                deployed(rel)
+                    && r.ingresses
+                        .iter()
+                        .any(|i| i.hosts.contains(host_header) && routed(&i.class))
+            }),
+            Check::Postgres { .. } | Check::Redis => true,
+        }
+    }
+
     /// Readiness as the simulated cluster has it: a broken pod waits out the timeout, then explains.
-    fn wait_ready(&self, op: &str, c: &str, what: &str, ns: &str, timeout: Duration, cancel: &Cancel) -> Result<()> {
+    fn wait_problem(&self, op: &str, c: &str, what: &str, ns: &str, timeout: Duration, cancel: &Cancel) -> Result<()> {
         let problem = self.op(
             op,
             what,
@@ -1145,23 +1387,12 @@ impl Prober for SimWorld {
             cancel,
             |_| {},
             |s| {
-                // Through the ingress, only the run's own echo backend answers the run's token.
+                // The host port leads, through the node's port mappings, to a Service's NodePort.
                 let echo = format!("devenv-smoke-{token}");
-                let serving = s.clusters.values().any(|c| {
-                    c.nodes.iter().all(|n| n.running)
-                        && (probe.name != "http" || c.namespaces.get(&echo).is_some_and(|n| n.echo))
-                        && c.releases.iter().any(|r| {
-                            r.status == "deployed"
-                                && match probe.name.as_str() {
-                                    "http" => r.name == "ingress-nginx" || r.name == "traefik",
-                                    "prometheus" | "grafana" => r.name == "monitoring",
-                                    other => r.name == other,
-                                }
-                        })
-                        // Grafana and Prometheus are reached through the ingress.
-                        && (!matches!(probe.name.as_str(), "prometheus" | "grafana")
-                            || c.releases.iter().any(|r| r.status == "deployed" && (r.name == "ingress-nginx" || r.name == "traefik")))
-                });
+                let serving = s
+                    .clusters
+                    .values()
+                    .any(|c| c.nodes.iter().all(|n| n.running) && Self::serves(c, probe, &echo, &s.pod_problems));
                 if serving {
                     Ok(())
                 } else {
