@@ -53,6 +53,32 @@ impl State {
         }
     }
 
+    /// Makes the data directory every kind node mounts at `/devenv-data`: the pods' users must be
+    /// able to pass through it (0755); devenv's state dir above it (0700) keeps other users of
+    /// this machine out.
+    pub fn prepare_data_dir(&self) -> Result<PathBuf> {
+        let dir = self.data_dir();
+        prepare_dir(&dir, Some(DATA_DIR_MODE))?;
+        Ok(dir)
+    }
+
+    /// Makes a volume's directory before the volume exists. Under the data directory it is made
+    /// open to every pod's user: a hostPath volume gets no ownership change, so its directory's
+    /// own mode decides, and PostgreSQL runs as uid 999 and must create PGDATA in it (a directory
+    /// the kubelet made instead would be root's with mode 0755). A user's own `sharedData.path`
+    /// keeps the mode it has.
+    pub fn prepare_host_dir(&self, d: &crate::world::HostDir) -> Result<PathBuf> {
+        let dir = self.host_dir(d);
+        match d {
+            crate::world::HostDir::Data(_) => {
+                self.prepare_data_dir()?;
+                prepare_dir(&dir, Some(VOLUME_DIR_MODE))?;
+            }
+            crate::world::HostDir::User(_) => prepare_dir(&dir, None)?,
+        }
+        Ok(dir)
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
@@ -234,6 +260,49 @@ impl Drop for LockGuard {
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
     }
+}
+
+/// The data directory: every node mounts it, and pods' users pass through it.
+pub const DATA_DIR_MODE: u32 = 0o755;
+/// A volume's directory under it: every pod's user may write it.
+pub const VOLUME_DIR_MODE: u32 = 0o777;
+
+/// Creates `dir` and gives it `mode` (None: a directory of the user's own keeps the mode it has).
+fn prepare_dir(dir: &Path, mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let users_own = mode.is_none() && dir.is_dir();
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::failed(
+            format!(
+                "cannot create the directory {} to mount into the nodes: {e}",
+                dir.display()
+            ),
+            "check its parent's permissions (devenv's state directory is DEVENV_STATE_DIR)",
+        )
+    })?;
+    if users_own {
+        return Ok(());
+    }
+    let mode = mode.unwrap_or(VOLUME_DIR_MODE);
+    let meta = std::fs::metadata(dir).map_err(|e| io_err(dir, e))?;
+    if meta.permissions().mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        Error::failed(
+            format!(
+                "{} belongs to uid {} with mode {:o}, which the containers' users (PostgreSQL runs as uid {}) cannot write, and devenv cannot change it: {e}",
+                dir.display(),
+                meta.uid(),
+                meta.permissions().mode() & 0o7777,
+                crate::components::postgresql::UID,
+            ),
+            format!(
+                "make it writable, keeping its files: `sudo chmod {mode:o} {}` (a kubelet makes a missing hostPath directory as root with mode 755)",
+                dir.display()
+            ),
+        )
+    })
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {

@@ -454,6 +454,37 @@ fn leftover_nodes_are_force_removed_with_their_volumes() {
 }
 
 #[test]
+fn a_throwaway_container_gets_every_value_as_its_own_argument_and_no_network() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["docker", "run"], "");
+    let cli = docker::DockerCli {
+        runner: r.clone(),
+        program: "docker".into(),
+        api: false,
+    };
+    let spec = devenv::world::RunSpec {
+        image: "docker.io/library/busybox:1.37.0".into(),
+        user: "0:0".into(),
+        mounts: vec![("/home/ana/.local/state/devenv/dev/data".into(), "/devenv-data".into())],
+        entrypoint: "rm".into(),
+        args: vec!["-rf".into(), "--".into(), "/devenv-data/postgresql".into()],
+    };
+    cli.run(&spec, &Cancel::new()).unwrap();
+    assert_eq!(
+        r.calls()[0],
+        argv(
+            "docker run --rm --network none --user 0:0 --mount type=bind,source=/home/ana/.local/state/devenv/dev/data,target=/devenv-data --entrypoint rm docker.io/library/busybox:1.37.0 -rf -- /devenv-data/postgresql"
+        )
+    );
+    // `--mount` is comma-separated: a path with a comma is refused, never read as an option.
+    let bad = devenv::world::RunSpec {
+        mounts: vec![("/tmp/a,readonly=false".into(), "/x".into())],
+        ..spec
+    };
+    assert!(cli.run(&bad, &Cancel::new()).unwrap_err().to_string().contains("comma"));
+}
+
+#[test]
 fn the_engine_api_is_used_only_where_it_reaches_the_engine_the_docker_cli_uses() {
     let home = common::TempDir::new("docker-context");
     let vars = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
 use crate::process::{Cmd, RunError, Runner};
-use crate::world::{ContainerEngine, NodeState};
+use crate::world::{ContainerEngine, NodeState, RunSpec};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +85,30 @@ pub fn engine_unreachable(stderr: &str) -> Option<(String, String)> {
 }
 
 impl DockerCli {
+    /// `docker run --rm --network none --user U --mount type=bind,… --entrypoint E IMAGE ARGS…`:
+    /// every value its own argument, the image's arguments after the image.
+    pub fn run_cmd(&self, spec: &RunSpec) -> Result<Cmd> {
+        let mut cmd = Cmd::new(&self.program).args(["run", "--rm", "--network", "none", "--user", &spec.user]);
+        for (host, inside) in &spec.mounts {
+            let host = host.display().to_string();
+            // `--mount` is comma-separated: a path with a comma would be read as another option.
+            if host.contains(',') || inside.contains(',') {
+                return Err(Error::failed(
+                    format!("cannot mount {host}: its path contains a comma"),
+                    "move devenv's state directory (DEVENV_STATE_DIR) to a path without one",
+                ));
+            }
+            cmd = cmd.args([
+                "--mount".to_string(),
+                format!("type=bind,source={host},target={inside}"),
+            ]);
+        }
+        Ok(cmd
+            .args(["--entrypoint", &spec.entrypoint, &spec.image])
+            .args(spec.args.iter().cloned())
+            .timeout(Duration::from_secs(300)))
+    }
+
     pub fn ps_cmd(&self, label: &str, value: &str) -> Cmd {
         Cmd::new(&self.program)
             .args([
@@ -99,7 +123,7 @@ impl DockerCli {
     }
 
     /// Runs a command; an unreachable engine is a missing prerequisite (exit 3), not a failure.
-    fn run(&self, cmd: Cmd, cancel: &Cancel, help: &str) -> Result<String> {
+    fn cli(&self, cmd: Cmd, cancel: &Cancel, help: &str) -> Result<String> {
         match self.runner.run(&cmd, cancel) {
             Ok(o) => Ok(o.stdout),
             Err(RunError::Failed { stderr, .. }) if engine_unreachable(&stderr).is_some() => {
@@ -121,7 +145,7 @@ impl ContainerEngine for DockerCli {
                 Err(_) => {}
             }
         }
-        Ok(parse_nodes(&self.run(
+        Ok(parse_nodes(&self.cli(
             self.ps_cmd(label, value),
             cancel,
             "`docker info` should answer; `devenv doctor` checks",
@@ -133,8 +157,21 @@ impl ContainerEngine for DockerCli {
             .args(["rm", "--force", "--volumes"])
             .args(names.iter().cloned())
             .timeout(Duration::from_secs(120));
-        self.run(cmd, cancel, "remove them by hand with `docker rm -f NAME`")
+        self.cli(cmd, cancel, "remove them by hand with `docker rm -f NAME`")
             .map(|_| ())
+    }
+
+    fn run(&self, spec: &RunSpec, cancel: &Cancel) -> Result<()> {
+        let cmd = self.run_cmd(spec)?;
+        self.cli(
+            cmd,
+            cancel,
+            &format!(
+                "`docker run --rm {}` should work on this machine; `devenv doctor` checks the engine",
+                spec.image
+            ),
+        )
+        .map(|_| ())
     }
 
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {
@@ -142,7 +179,7 @@ impl ContainerEngine for DockerCli {
             .arg("start")
             .args(names.iter().cloned())
             .timeout(Duration::from_secs(120));
-        self.run(
+        self.cli(
             cmd,
             cancel,
             "if the nodes do not come back, `devenv up --recreate` rebuilds the cluster (its data is lost)",

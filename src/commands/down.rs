@@ -21,6 +21,12 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
     let desired = Desired::from_config(&config, &super::plan::selection(&state, None)?)?;
     let world = app.world(&config, &state)?;
     let lock = state.lock(no_wait, cancel, |m| app.reporter.info(m))?;
+    // Before anything is removed: how PostgreSQL's files will be (refused if they cannot be).
+    let helper = if purge {
+        purge_helper(&world, &config, &state, cancel)?
+    } else {
+        None
+    };
     let name = &desired.name;
     let removed = match world.cluster.observe(name, cancel)? {
         ClusterState::Absent => {
@@ -51,6 +57,9 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
     let _ = std::fs::remove_file(state.kubeconfig());
     drop(lock);
     if purge && state.dir.exists() {
+        if let Some(image) = &helper {
+            remove_data_as_root(app, &world, &state, image, cancel)?;
+        }
         std::fs::remove_dir_all(&state.dir)
             .map_err(|e| Error::failed(format!("cannot remove {}: {e}", state.dir.display()), ""))?;
         app.reporter.info(&format!(
@@ -60,11 +69,13 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
     } else {
         let data = state.data_dir();
         let mut kept = Vec::new();
-        if data.join("postgresql").is_dir() {
-            kept.push(format!("PostgreSQL's data in {}", data.join("postgresql").display()));
+        let pg = data.join(crate::components::postgresql::DATA_DIR);
+        if pg.is_dir() {
+            kept.push(format!("PostgreSQL's data in {}", pg.display()));
         }
-        if data.join("shared").is_dir() {
-            kept.push(format!("the shared files in {}", data.join("shared").display()));
+        let shared = data.join(crate::components::shared_data::DATA_DIR);
+        if shared.is_dir() {
+            kept.push(format!("the shared files in {}", shared.display()));
         }
         if !kept.is_empty() {
             app.reporter.info(&format!(
@@ -158,4 +169,108 @@ fn remove_installed(app: &App, world: &World, state: &State, name: &str, cancel:
         t.context
     ));
     Ok(true)
+}
+
+/// Whether this user can remove everything under `dir`: every directory in it must let it list
+/// and unlink (PostgreSQL leaves its data directory to uid 999 with mode 0700).
+fn removable_by_me(dir: &std::path::Path) -> bool {
+    fn may(path: &std::path::Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: a valid NUL-terminated path; access() only reads it.
+        unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK | libc::X_OK) == 0 }
+    }
+    if !may(dir) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|e| match e.file_type() {
+        Ok(t) if t.is_dir() => removable_by_me(&e.path()),
+        Ok(_) => true,
+        Err(_) => false,
+    })
+}
+
+/// `down --purge` with files in the data directory this user cannot remove (PostgreSQL's own):
+/// the image of a throwaway container that removes them as root, found on this machine before
+/// anything is touched; none at all is refused with nothing removed, so the data never outlives
+/// the password in credentials.json.
+fn purge_helper(
+    world: &World,
+    config: &crate::config::Config,
+    state: &State,
+    cancel: &crate::exec::Cancel,
+) -> Result<Option<String>> {
+    let data = state.data_dir();
+    if !data.is_dir() || removable_by_me(&data) {
+        return Ok(None);
+    }
+    let v = &config.versions;
+    for image in [&v.kind_node_image, &v.probe_image] {
+        if world.images.local_image(image, cancel)?.is_some() {
+            return Ok(Some(image.clone()));
+        }
+    }
+    Err(Error::prerequisite(
+        format!(
+            "{} holds files the database's user (uid {}) made, which this user cannot remove, and neither {} nor {} is on this machine to remove them with; nothing was removed",
+            data.display(),
+            crate::components::postgresql::UID,
+            v.kind_node_image,
+            v.probe_image
+        ),
+        format!(
+            "`docker pull {}` and run `devenv down --purge` again, or remove them yourself: `sudo rm -rf {}`",
+            v.probe_image,
+            data.display()
+        ),
+    ))
+}
+
+/// Removes everything in the data directory through a throwaway container running as root with
+/// the directory mounted. On failure the state (and so the password) stays with the data.
+fn remove_data_as_root(
+    app: &App,
+    world: &World,
+    state: &State,
+    image: &str,
+    cancel: &crate::exec::Cancel,
+) -> Result<()> {
+    let data = state.data_dir();
+    let inside = crate::config::kind::DATA_MOUNT;
+    let mut args = vec!["-rf".to_string(), "--".to_string()];
+    for e in std::fs::read_dir(&data).map_err(|e| Error::failed(format!("cannot read {}: {e}", data.display()), ""))? {
+        let e = e.map_err(|e| Error::failed(format!("cannot read {}: {e}", data.display()), ""))?;
+        args.push(format!("{inside}/{}", e.file_name().to_string_lossy()));
+    }
+    let spec = crate::world::RunSpec {
+        image: image.to_string(),
+        user: "0:0".into(),
+        mounts: vec![(data.clone(), inside.to_string())],
+        entrypoint: "rm".into(),
+        args,
+    };
+    step(
+        app,
+        "data",
+        &format!(
+            "remove the persistent data in {} (as root, in a {image} container)",
+            data.display()
+        ),
+        || world.engine.run(&spec, cancel),
+    )
+    .map_err(|e| {
+        Error::failed(
+            format!("{e}; devenv's state for this environment is kept, with the password of the data that is left"),
+            format!(
+                "remove {} yourself (`sudo rm -rf {}`), then `devenv down --purge` again",
+                data.display(),
+                data.display()
+            ),
+        )
+    })
 }

@@ -173,54 +173,6 @@ fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path
     }
 }
 
-/// The data directory: every node mounts it, and pods' users must be able to pass through it.
-const DATA_DIR_MODE: u32 = 0o755;
-/// Every pod's user may write a volume's directory (PostgreSQL's uid 999 creates PGDATA in it).
-const VOLUME_DIR_MODE: u32 = 0o777;
-
-/// A directory mounted into the nodes. devenv's own (the data directory and the directories
-/// under it) are made open to the containers' users: PostgreSQL runs as uid 999 and must create
-/// its data directory in its volume's, and a hostPath volume gets no ownership change; devenv's
-/// state dir above them (0700) keeps other users of this machine out. A user's own
-/// `sharedData.path` keeps the mode it has (`mode` None).
-fn prepare_host_dir(dir: &std::path::Path, mode: Option<u32>) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let users_own = mode.is_none() && dir.is_dir();
-    let made = std::fs::create_dir_all(dir).map_err(|e| {
-        Error::failed(
-            format!(
-                "cannot create the directory {} to mount into the nodes: {e}",
-                dir.display()
-            ),
-            "check its parent's permissions (devenv's state directory is DEVENV_STATE_DIR)",
-        )
-    });
-    made?;
-    if users_own {
-        return Ok(());
-    }
-    let mode = mode.unwrap_or(0o777);
-    let meta = std::fs::metadata(dir).map_err(|e| Error::failed(format!("cannot read {}: {e}", dir.display()), ""))?;
-    if meta.permissions().mode() & 0o7777 == mode {
-        return Ok(());
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| {
-        Error::failed(
-            format!(
-                "{} belongs to uid {} with mode {:o}, which the containers' users (PostgreSQL runs as uid {}) cannot write, and devenv cannot change it: {e}",
-                dir.display(),
-                meta.uid(),
-                meta.permissions().mode() & 0o7777,
-                crate::components::postgresql::UID,
-            ),
-            format!(
-                "make it writable, keeping its files: `sudo chmod {mode:o} {}` (a kubelet makes a missing hostPath directory as root with mode 755)",
-                dir.display()
-            ),
-        )
-    })
-}
-
 /// ingress-nginx is retired upstream: say so once per environment, when devenv installs it.
 fn retired_notice(app: &App, state: &State, p: &Plan) {
     let installing = p
@@ -309,9 +261,7 @@ impl Run<'_> {
 
     /// Makes a volume's directory on this machine, then the volume and its claim.
     fn ensure_volume(&self, v: &crate::world::VolumeSpec, cancel: &crate::exec::Cancel) -> Result<std::path::PathBuf> {
-        let dir = self.state.host_dir(&v.host_dir);
-        let mode = matches!(v.host_dir, crate::world::HostDir::Data(_)).then_some(VOLUME_DIR_MODE);
-        prepare_host_dir(&dir, mode)?;
+        let dir = self.state.prepare_host_dir(&v.host_dir)?;
         self.world.kube.ensure_volume(&self.target, v, cancel)?;
         Ok(dir)
     }
@@ -353,13 +303,11 @@ impl Run<'_> {
             // The data directory outlives the cluster: `down` keeps it, `down --purge` removes it.
             // Its own mode lets the database's user in the node write; the state dir above it
             // (0700) keeps other users of this machine out.
-            let dir = self.state.data_dir();
-            prepare_host_dir(&dir, Some(DATA_DIR_MODE))?;
-            mounts.push((dir, crate::config::kind::DATA_MOUNT));
+            mounts.push((self.state.prepare_data_dir()?, crate::config::kind::DATA_MOUNT));
         }
-        if let Some(dir) = self.desired.shared.as_ref().and_then(|s| s.user_dir()) {
-            prepare_host_dir(dir, None)?;
-            mounts.push((dir.to_path_buf(), crate::plan::desired::SHARED_MOUNT));
+        if let Some(sh) = self.desired.shared.as_ref().filter(|s| s.user_dir().is_some()) {
+            let dir = self.state.prepare_host_dir(&sh.volume.host_dir)?;
+            mounts.push((dir, crate::plan::desired::SHARED_MOUNT));
         }
         let kind_config = if mounts.is_empty() {
             self.config.kind_config_text.clone()

@@ -40,6 +40,21 @@ pub trait ContainerEngine: Send + Sync {
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()>;
     /// Force-removes containers (leftover nodes a failed delete did not remove).
     fn remove(&self, names: &[String], cancel: &Cancel) -> Result<()>;
+    /// Runs a throwaway container to its end (no network, removed afterwards); fails with its
+    /// output when it exits non-zero.
+    fn run(&self, spec: &RunSpec, cancel: &Cancel) -> Result<()>;
+}
+
+/// A throwaway container: what `docker run --rm` is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub image: String,
+    /// `uid:gid`.
+    pub user: String,
+    /// (directory on this machine, path in the container).
+    pub mounts: Vec<(PathBuf, String)>,
+    pub entrypoint: String,
+    pub args: Vec<String>,
 }
 
 /// Everything a provider needs to create a cluster.

@@ -647,6 +647,46 @@ impl ContainerEngine for SimWorld {
         )
     }
 
+    /// Only what devenv runs: `rm -rf -- PATH…` as root over mounted directories, done on the
+    /// real directories of this machine.
+    fn run(&self, spec: &RunSpec, cancel: &Cancel) -> Result<()> {
+        self.op(
+            "engine.run",
+            &spec.image,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                if !s.host_images.contains_key(&spec.image) {
+                    return Err(Error::failed(
+                        format!("Unable to find image '{}' locally (simulated)", spec.image),
+                        "",
+                    ));
+                }
+                let paths = match (spec.entrypoint.as_str(), spec.args.as_slice()) {
+                    ("rm", [rf, dash, paths @ ..]) if rf == "-rf" && dash == "--" => paths,
+                    _ => return Err(Error::failed(format!("the simulated engine does not run {spec:?}"), "")),
+                };
+                for p in paths {
+                    let host = spec.mounts.iter().find_map(|(h, inside)| {
+                        p.strip_prefix(inside.as_str())
+                            .map(|rest| h.join(rest.trim_start_matches('/')))
+                    });
+                    let Some(host) = host else {
+                        return Err(Error::failed(format!("rm: {p}: not on a mount (simulated)"), ""));
+                    };
+                    match std::fs::remove_dir_all(&host) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::failed(format!("rm: can't remove '{p}': {e} (simulated)"), ""));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {
         self.op(
             "engine.start",
