@@ -98,7 +98,7 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         let kept = desired.persistent_data.then(|| state.data_dir());
         confirm_recreate(app, &desired.name, &s.reason, kept.as_deref())?;
     }
-    retired_notice(app, &state, &p);
+    install_notices(app, &state, &p, &desired);
     let run = Run {
         world: &world,
         state: &state,
@@ -173,16 +173,17 @@ fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path
     }
 }
 
-/// ingress-nginx is retired upstream: say so once per environment, when devenv installs it.
-fn retired_notice(app: &App, state: &State, p: &Plan) {
-    let installing = p
-        .steps
-        .iter()
-        .any(|s| s.id == "ingress-nginx" && s.kind == Kind::Create);
-    let marker = state.path("notice-ingress-nginx-retired");
-    if installing && !marker.exists() {
-        app.reporter.warn("ingress-nginx was retired upstream in March 2026 (no fixes since); devenv pins its last release, chart 4.15.1. To switch to the maintained Traefik, set `ingress: traefik` in devenv.yaml.");
-        let _ = state.write_private("notice-ingress-nginx-retired", "shown\n");
+/// What a component asks to be told once per environment, when devenv installs it (that
+/// ingress-nginx is retired upstream).
+fn install_notices(app: &App, state: &State, p: &Plan, desired: &Desired) {
+    for c in &desired.components {
+        let Some(notice) = &c.install_notice else { continue };
+        let installing = p.steps.iter().any(|s| s.id == c.name && s.kind == Kind::Create);
+        let marker = format!("notice-{}", c.name);
+        if installing && !state.path(&marker).exists() {
+            app.reporter.warn(notice);
+            let _ = state.write_private(&marker, "shown\n");
+        }
     }
 }
 

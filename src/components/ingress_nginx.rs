@@ -55,6 +55,10 @@ pub fn spec(cx: &Cx) -> Result<(ComponentSpec, IngressRoute)> {
         require_some: true,
         ..Workloads::release(NAME, NAMESPACE)
     }];
+    c.install_notice = Some(format!(
+        "ingress-nginx was retired upstream in March 2026 (no fixes since); devenv pins its last release, chart {}. To switch to the maintained Traefik, set `ingress: traefik` in devenv.yaml.",
+        chart.version.as_deref().unwrap_or("?")
+    ));
     let endpoint = super::expose_ingress(cx, &mut c);
     let route = IngressRoute {
         class: CLASS.to_string(),

@@ -98,6 +98,8 @@ pub struct ComponentSpec {
     pub metrics_api: bool,
     /// What the user should know about it (the plan shows them).
     pub notes: Vec<String>,
+    /// Said once per environment when devenv installs it.
+    pub install_notice: Option<String>,
 }
 
 impl ComponentSpec {
@@ -140,6 +142,7 @@ impl ComponentSpec {
             endpoint: None,
             metrics_api: false,
             notes: vec![],
+            install_notice: None,
         }
     }
 
