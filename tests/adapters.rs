@@ -385,6 +385,7 @@ fn an_existing_clusters_kubeconfig_is_its_minified_context() {
     let e = existing::Existing {
         runner: r.clone(),
         context: "kind-kind".into(),
+        kubeconfig: "/state/dev/kubeconfig".into(),
     };
     assert!(e.kubeconfig("dev", &Cancel::new()).unwrap().contains("clusters:"));
     assert_eq!(
@@ -407,17 +408,20 @@ fn an_existing_contexts_nodes_and_a_missing_context() {
     let e = existing::Existing {
         runner: r.clone(),
         context: "docker-desktop".into(),
+        kubeconfig: "/state/dev/kubeconfig".into(),
     };
     assert_eq!(e.observe("dev", &Cancel::new()).unwrap().stopped_nodes(), vec!["w1"]);
+    // Through devenv's copy of the context, as every other call of the command.
     assert_eq!(
         r.calls()[0],
-        argv("kubectl --context docker-desktop get nodes --output json")
+        argv("kubectl --kubeconfig /state/dev/kubeconfig --context docker-desktop get nodes --output json")
     );
     let r = Arc::new(ScriptedRunner::new());
     r.fail(&["kubectl"], 1, "error: context \"nope\" does not exist");
     let err = existing::Existing {
         runner: r,
         context: "nope".into(),
+        kubeconfig: "/state/dev/kubeconfig".into(),
     }
     .observe("dev", &Cancel::new())
     .unwrap_err();

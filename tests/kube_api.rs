@@ -85,6 +85,22 @@ fn the_record_is_written_key_by_key_read_back_and_removed_through_the_named_cont
     let a = k.get_applied(&f.target, "dev", &c).unwrap().unwrap();
     assert!(!a.entries.contains_key("component.redis"));
     assert_eq!(a.entries.len(), 3);
+    // Another environment's record in the same cluster: both come back in one request, each
+    // naming its environment, so neither environment takes the other's releases for its own.
+    k.set_applied(&f.target, "shop", "component.redis", Some("v-shop"), &c)
+        .unwrap();
+    let before = f.server.requests().len();
+    let mut records = k.records(&f.target, &c).unwrap();
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(f.server.requests().len(), before + 1);
+    assert_eq!(
+        records
+            .iter()
+            .map(|(e, a)| (e.as_str(), a.entries.len()))
+            .collect::<Vec<_>>(),
+        [("dev", 3), ("shop", 1)]
+    );
+    k.delete_applied(&f.target, "shop", &c).unwrap();
     k.delete_applied(&f.target, "dev", &c).unwrap();
     k.delete_applied(&f.target, "dev", &c).unwrap();
     assert_eq!(k.get_applied(&f.target, "dev", &c).unwrap(), None);
@@ -370,7 +386,7 @@ fn an_unreachable_cluster_a_bad_kubeconfig_and_a_garbage_answer_are_clear_errors
     };
     let e = KubeApi.get_applied(&prod, "dev", &c).unwrap_err();
     assert!(
-        e.to_string().contains("reading devenv's record (context prod-admin)"),
+        e.to_string().contains("reading devenv's records (context prod-admin)"),
         "{e}"
     );
     assert!(e.help().unwrap().contains("devenv status"), "{e:?}");
@@ -395,7 +411,7 @@ fn an_unreachable_cluster_a_bad_kubeconfig_and_a_garbage_answer_are_clear_errors
     f.server.store.lock().unwrap().garbage = Some("<html><body>502 Bad Gateway</body></html>".into());
     let e = KubeApi.get_applied(&f.target, "dev", &c).unwrap_err();
     assert!(
-        e.to_string().contains("reading devenv's record (context kind-dev)"),
+        e.to_string().contains("reading devenv's records (context kind-dev)"),
         "{e}"
     );
     let e = KubeApi

@@ -22,6 +22,7 @@ fn absent() -> Observed {
     Observed {
         cluster: ClusterState::Absent,
         applied: None,
+        others: vec![],
         releases: vec![],
         kubeconfig_present: false,
         images_missing: None,
@@ -52,6 +53,7 @@ fn converged(d: &Desired) -> Observed {
             }],
         },
         applied: Some(Applied { entries }),
+        others: vec![],
         releases,
         kubeconfig_present: true,
         images_missing: Some(vec![]),

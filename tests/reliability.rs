@@ -26,7 +26,7 @@ fn fingerprint(lab: &Lab) -> Fingerprint {
         .iter()
         .map(|r| format!("{}/{} {} {}", r.namespace, r.name, r.chart, r.status))
         .collect();
-    let applied = c.applied.keys().cloned().collect();
+    let applied = c.record("devenv").keys().cloned().collect();
     (releases, applied, c.node_images.clone())
 }
 
@@ -342,7 +342,9 @@ fn sim_a_record_written_by_a_newer_devenv_is_left_alone() {
             s.clusters
                 .get_mut("devenv")
                 .unwrap()
-                .applied
+                .records
+                .entry("devenv".into())
+                .or_default()
                 .insert("format".into(), "2".into())
         })
         .unwrap();

@@ -198,8 +198,16 @@ fn sim_sigint_and_sigterm_during_devenv_test_and_run_leave_no_smoke_namespace() 
         w.set_latency(slow, 10_000);
         // `run` brings the environment up first: its smoke step is the one interrupted.
         if args[0] == "run" {
-            w.with(|s| s.clusters.get_mut("devenv").unwrap().applied.remove("smoke"))
-                .unwrap();
+            w.with(|s| {
+                s.clusters
+                    .get_mut("devenv")
+                    .unwrap()
+                    .records
+                    .get_mut("devenv")
+                    .unwrap()
+                    .remove("smoke")
+            })
+            .unwrap();
         }
         let child = p.spawn(args);
         wait_for_call(&p, after);

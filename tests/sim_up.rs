@@ -426,20 +426,101 @@ fn help_and_completions_go_to_stdout() {
 }
 
 #[test]
-fn sim_existing_driver_refuses_a_production_looking_context() {
+fn sim_existing_driver_decides_by_the_server_url_before_any_connection() {
     let lab = Lab::new("remote");
-    let out = lab.run(&["up", "--driver", "existing", "--context", "gke_acme_prod"]);
+    // A cluster on this machine, reached through the context `kind-devenv`.
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    let existing = ["--driver", "existing", "--context", "kind-devenv"];
+    // The same name, but the context now points at another host: refused, whatever the name.
+    lab.world
+        .with(|s| s.host.api_server = Some("https://10.1.2.3:6443".into()))
+        .unwrap();
+    let before = lab.world.calls().len();
+    let out = lab.run(&[&["up"][..], &existing[..]].concat());
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("does not look like a local cluster"), "{out:?}");
     assert!(
         out.stderr
-            .contains("help: if `gke_acme_prod` really is a development cluster you may change, add --allow-remote"),
+            .contains("context `kind-devenv` does not point at a cluster on this machine")
+            && out.stderr.contains("https://10.1.2.3:6443"),
         "{out:?}"
     );
-    assert!(lab.world.calls().is_empty(), "nothing was touched");
+    assert!(
+        out.stderr.contains("help: if the cluster behind `kind-devenv` really is a development cluster you may change, add --allow-remote"),
+        "{out:?}"
+    );
+    let after: Vec<_> = lab.world.calls()[before..].iter().map(|c| c.op.clone()).collect();
+    assert!(
+        after
+            .iter()
+            .all(|op| op == "cluster.kubeconfig" || op == "engine.addresses"),
+        "only the kubeconfig was read, nothing was dialled: {after:?}"
+    );
+    // A container the engine runs (minikube's node on Linux) is this machine.
+    lab.world
+        .with(|s| s.host.container_addresses = vec!["10.1.2.3".parse().unwrap()])
+        .unwrap();
+    assert_eq!(lab.run(&[&["plan"][..], &existing[..]].concat()).code, 0);
+    // An empty context never means "the current one"; no context is a usage error too.
+    let out = lab.run(&["up", "--driver", "existing", "--context", ""]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("the kube context is empty"), "{out:?}");
     let out = lab.run(&["up", "--driver", "existing"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("needs a kube context"), "{out:?}");
+}
+
+#[test]
+fn sim_existing_driver_rereads_the_context_each_command() {
+    let lab = Lab::new("existing-repoint");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    let existing = ["--driver", "existing", "--context", "kind-devenv"];
+    lab.run(&[&["status"][..], &existing[..]].concat());
+    let copy = std::fs::read_to_string(lab.state.path().join("devenv/kubeconfig")).unwrap();
+    assert!(copy.contains("https://127.0.0.1:6443"), "{copy}");
+    // The user repoints the context (same cluster here, a new address): the next command
+    // uses the context as it is now, not devenv's copy from before.
+    lab.world
+        .with(|s| s.host.api_server = Some("https://127.0.0.1:40555".into()))
+        .unwrap();
+    lab.run(&[&["status"][..], &existing[..]].concat());
+    let copy = std::fs::read_to_string(lab.state.path().join("devenv/kubeconfig")).unwrap();
+    assert!(copy.contains("https://127.0.0.1:40555"), "{copy}");
+}
+
+#[test]
+fn sim_an_environment_never_changes_another_environments_releases() {
+    let lab = Lab::new("two-owners");
+    // Environment `devenv` made the cluster and installed its releases.
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    let shop = ["-n", "shop", "--driver", "existing", "--context", "kind-devenv"];
+    lab.world
+        .with(|s| s.host.contexts.insert("shop".into(), "devenv".into()))
+        .unwrap();
+    let before = lab.mutations().len();
+    let out = lab.run(&[&["up"][..], &shop[..]].concat());
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("belongs to devenv environment `devenv` (its record kube-system/devenv-devenv)")
+            && out.stderr.contains("nothing was changed"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("help: manage it as that environment (`devenv -n devenv up`)"),
+        "{out:?}"
+    );
+    assert_eq!(lab.mutations().len(), before, "no helm call, no record written");
+    // `down` as `shop` removes nothing of `devenv`'s.
+    let out = lab.run(&[&["down"][..], &shop[..]].concat());
+    assert_eq!(out.code, 0, "{out:?}");
+    let state = lab.world.state();
+    assert_eq!(
+        state.clusters["devenv"].releases.len(),
+        3,
+        "ingress-nginx, postgresql, redis kept"
+    );
+    assert!(!state.clusters["devenv"].record("devenv").is_empty());
 }
 
 #[test]
@@ -466,7 +547,7 @@ fn sim_down_on_an_existing_cluster_removes_only_what_devenv_installed() {
         cluster.releases.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         ["their-app"]
     );
-    assert!(cluster.applied.is_empty());
+    assert!(cluster.record("devenv").is_empty());
     assert!(out.stderr.contains("left in place"), "{out:?}");
     let out = lab.run(&["up", "--recreate", "--driver", "existing", "--context", "kind-devenv"]);
     assert_eq!(out.code, 2, "{out:?}");

@@ -66,6 +66,14 @@ pub fn parse_nodes(stdout: &str) -> Vec<NodeState> {
         .collect()
 }
 
+/// The `--format` given to `inspect` for each container's addresses on its networks.
+pub const INSPECT_ADDRESSES: &str = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}} {{end}}";
+
+/// Every address `docker inspect --format INSPECT_ADDRESSES` printed (anything else is skipped).
+pub fn parse_addresses(stdout: &str) -> Vec<std::net::IpAddr> {
+    stdout.split_whitespace().filter_map(|a| a.parse().ok()).collect()
+}
+
 /// Recognises the engine being unreachable in a command's stderr, with the fix.
 pub fn engine_unreachable(stderr: &str) -> Option<(String, String)> {
     let line = stderr.lines().find(|l| !l.trim().is_empty())?.trim().to_string();
@@ -172,6 +180,29 @@ impl ContainerEngine for DockerCli {
             ),
         )
         .map(|_| ())
+    }
+
+    fn addresses(&self, cancel: &Cancel) -> Result<Vec<std::net::IpAddr>> {
+        let ids = self.cli(
+            Cmd::new(&self.program)
+                .args(["ps", "--quiet", "--no-trunc"])
+                .timeout(Duration::from_secs(30)),
+            cancel,
+            "`docker ps` should answer; `devenv doctor` checks",
+        )?;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let out = self.cli(
+            Cmd::new(&self.program)
+                .args(["inspect", "--format", INSPECT_ADDRESSES])
+                .args(ids.iter().copied())
+                .timeout(Duration::from_secs(30)),
+            cancel,
+            "`docker inspect` should answer; `devenv doctor` checks",
+        )?;
+        Ok(parse_addresses(&out))
     }
 
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {

@@ -148,6 +148,10 @@ impl Host for RealHost {
         found
     }
 
+    fn own_addresses(&self) -> Vec<std::net::IpAddr> {
+        own_addresses()
+    }
+
     fn port_holder(&self, address: &str, port: u16) -> Option<String> {
         match std::net::TcpListener::bind((address, port)) {
             Ok(_) => None,
@@ -235,4 +239,39 @@ impl Runner for ResolvingRunner {
             None => self.inner.run(cmd, cancel),
         }
     }
+}
+
+/// Every interface's addresses (getifaddrs).
+pub fn own_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below; every node is read only
+    // while the list is alive, and each sockaddr is read as the family it says it is.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut cur = list;
+        while !cur.is_null() {
+            let a = (*cur).ifa_addr;
+            if !a.is_null() {
+                match i32::from((*a).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        out.push(std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        out.push(std::net::IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
 }

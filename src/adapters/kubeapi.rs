@@ -31,6 +31,9 @@ pub struct KubeApi;
 
 pub const RECORD_NAMESPACE: &str = "kube-system";
 
+/// The label naming the environment a record is of.
+pub const ENV_LABEL: &str = "devenv.dev/environment";
+
 pub fn configmap_name(env: &str) -> String {
     format!("devenv-{env}")
 }
@@ -503,15 +506,27 @@ pub fn smoke_job_object(s: &SmokeSpec, targets: &[(String, u16)], timeout: Durat
 }
 
 impl Kube for KubeApi {
-    fn get_applied(&self, t: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Option<Applied>> {
+    fn records(&self, t: &KubeTarget, cancel: &Cancel) -> Result<Vec<(String, Applied)>> {
         block(t, cancel, |client| async move {
-            let cm = Api::<ConfigMap>::namespaced(client, RECORD_NAMESPACE)
-                .get_opt(&configmap_name(env))
+            let list = Api::<ConfigMap>::namespaced(client, RECORD_NAMESPACE)
+                .list(&ListParams::default().labels(ENV_LABEL))
                 .await
-                .map_err(api("reading devenv's record", t))?;
-            Ok(cm.map(|cm| Applied {
-                entries: cm.data.unwrap_or_default().into_iter().collect(),
-            }))
+                .map_err(api("reading devenv's records", t))?;
+            Ok(list
+                .items
+                .into_iter()
+                .filter_map(|cm| {
+                    let env = cm.metadata.labels.as_ref()?.get(ENV_LABEL)?.clone();
+                    (cm.metadata.name.as_deref() == Some(configmap_name(&env).as_str())).then(|| {
+                        (
+                            env,
+                            Applied {
+                                entries: cm.data.unwrap_or_default().into_iter().collect(),
+                            },
+                        )
+                    })
+                })
+                .collect())
         })
     }
 
@@ -532,7 +547,7 @@ impl Kube for KubeApi {
                     Err(e) if code(&e) == Some(404) => {
                         let cm: ConfigMap = parse(serde_json::json!({
                             "metadata": {"name": name, "namespace": RECORD_NAMESPACE,
-                                         "labels": {"app.kubernetes.io/managed-by": "devenv", "devenv.dev/environment": env}},
+                                         "labels": {"app.kubernetes.io/managed-by": "devenv", ENV_LABEL: env}},
                             "data": {key: value},
                         }));
                         match cms.create(&PostParams::default(), &cm).await {

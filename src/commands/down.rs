@@ -140,7 +140,9 @@ fn remove_leftover_nodes(app: &App, world: &World, name: &str, cancel: &crate::e
 fn remove_installed(app: &App, world: &World, state: &State, name: &str, cancel: &crate::exec::Cancel) -> Result<bool> {
     state.write_private("kubeconfig", &world.cluster.kubeconfig(name, cancel)?)?;
     let t = target(world, state, name);
-    let Some(applied) = world.kube.get_applied(&t, name, cancel)? else {
+    let records = world.kube.records(&t, cancel)?;
+    let others: Vec<&(String, crate::world::Applied)> = records.iter().filter(|(env, _)| env != name).collect();
+    let Some(applied) = records.iter().find(|(env, _)| env == name).map(|(_, a)| a.clone()) else {
         app.reporter.info(&format!(
             "devenv has installed nothing in context `{}`: nothing to do",
             t.context
@@ -152,6 +154,13 @@ fn remove_installed(app: &App, world: &World, state: &State, name: &str, cancel:
         let Some(release) = key.strip_prefix("component.") else {
             continue;
         };
+        // A release another environment also recorded as its own is left to that one.
+        if let Some((owner, _)) = others.iter().find(|(_, a)| a.entries.contains_key(key)) {
+            app.reporter.warn(&format!(
+                "{release} is left in place: devenv environment `{owner}` also records it as its own"
+            ));
+            continue;
+        }
         for r in releases.iter().filter(|r| r.name == release) {
             step(
                 app,

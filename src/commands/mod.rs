@@ -70,6 +70,54 @@ impl App {
         if config.project.driver == Driver::Existing {
             self.existing_context(config)?;
         }
+        let world = self.make_world(config, state)?;
+        if config.project.driver == Driver::Existing {
+            self.pin_existing_context(&world, config, state)?;
+        }
+        Ok(world)
+    }
+
+    /// `--driver existing`: the context as the user's kubeconfig has it now becomes devenv's copy
+    /// for this command, so that every call of the command (nodes, records, helm, the smoke run)
+    /// uses the one same connection; a copy from an earlier command would still point where the
+    /// context pointed then. Refused, before any connection, when its API server is not on this
+    /// machine (unless --allow-remote).
+    fn pin_existing_context(&self, world: &World, config: &Config, state: &State) -> Result<()> {
+        let context = self.existing_context(config)?;
+        let text = world.cluster.kubeconfig(&config.project.name, &self.cancel)?;
+        let server = crate::guard::server_of(&text, &context).ok_or_else(|| {
+            Error::failed(
+                format!("the kubeconfig of context `{context}` names no API server"),
+                "check it with `kubectl config view --minify --context CONTEXT`",
+            )
+        })?;
+        if !self.global.allow_remote {
+            let resolve = |host: &str, port: u16| -> Vec<std::net::IpAddr> {
+                use std::net::ToSocketAddrs;
+                (host, port)
+                    .to_socket_addrs()
+                    .map(|a| a.map(|a| a.ip()).collect())
+                    .unwrap_or_default()
+            };
+            let locality = crate::guard::locality(&server, &world.host.own_addresses(), resolve, || {
+                world.engine.addresses(&self.cancel).unwrap_or_default()
+            });
+            if let crate::guard::Locality::Remote(why) = locality {
+                return Err(Error::usage(
+                    format!(
+                        "context `{context}` does not point at a cluster on this machine ({why}); devenv will not install into it"
+                    ),
+                    format!(
+                        "if the cluster behind `{context}` really is a development cluster you may change, add --allow-remote"
+                    ),
+                ));
+            }
+        }
+        state.ensure()?;
+        state.write_private("kubeconfig", &text).map(|_| ())
+    }
+
+    fn make_world(&self, config: &Config, state: &State) -> Result<World> {
         if let Some(w) = &self.world {
             return Ok(w.clone());
         }
@@ -118,6 +166,7 @@ impl App {
             Driver::Existing => Arc::new(crate::adapters::existing::Existing {
                 runner: runner.clone(),
                 context: self.existing_context(config)?,
+                kubeconfig: state.kubeconfig(),
             }),
         };
         Ok(World {
@@ -131,24 +180,20 @@ impl App {
         })
     }
 
-    /// The context for `--driver existing`, refused when it does not look like a local cluster
-    /// (unless --allow-remote): devenv must never install into production by accident.
+    /// The context for `--driver existing`: named, never empty (kubectl would take an empty one
+    /// as the current context, whatever that is by now).
     pub fn existing_context(&self, config: &Config) -> Result<String> {
-        let Some(context) = config.project.context.clone() else {
-            return Err(Error::usage(
+        match config.project.context.clone() {
+            Some(c) if !c.trim().is_empty() => Ok(c),
+            Some(_) => Err(Error::usage(
+                "the kube context is empty",
+                "name it: --context NAME (see `kubectl config get-contexts`), or `context:` in devenv.yaml",
+            )),
+            None => Err(Error::usage(
                 "the existing driver needs a kube context",
                 "pass --context NAME (see `kubectl config get-contexts`), or set `context:` in devenv.yaml",
-            ));
-        };
-        if !self.global.allow_remote && !crate::adapters::existing::looks_local(&context) {
-            return Err(Error::usage(
-                format!(
-                    "context `{context}` does not look like a local cluster (kind-*, minikube, docker-desktop, k3d-*, rancher-desktop, orbstack, colima); devenv will not install into it"
-                ),
-                format!("if `{context}` really is a development cluster you may change, add --allow-remote"),
-            ));
+            )),
         }
-        Ok(context)
     }
 }
 
@@ -171,6 +216,7 @@ pub fn observe(world: &World, state: &State, d: &Desired, charts: bool, cancel: 
     let mut observed = Observed {
         cluster,
         applied: None,
+        others: vec![],
         releases: vec![],
         kubeconfig_present,
         images_missing: None,
@@ -190,7 +236,7 @@ pub fn observe(world: &World, state: &State, d: &Desired, charts: bool, cancel: 
         }
         // Two independent reads: at the same time, since they are the whole cost of a no-op `up`.
         let (applied, releases) = std::thread::scope(|s| {
-            let applied = s.spawn(|| world.kube.get_applied(&t, &d.name, cancel));
+            let applied = s.spawn(|| world.kube.records(&t, cancel));
             // helm's own storage through the API: no `helm` process on the no-op path.
             let releases = match world.kube.helm_releases(&t, charts, cancel) {
                 Ok(Some(r)) => Ok(r),
@@ -213,7 +259,10 @@ pub fn observe(world: &World, state: &State, d: &Desired, charts: bool, cancel: 
                 cancel,
             )?);
         }
-        let result = applied.and_then(|a| {
+        let result = applied.and_then(|records| {
+            let (mine, others): (Vec<_>, Vec<_>) = records.into_iter().partition(|(env, _)| env == &d.name);
+            observed.others = others;
+            let a = mine.into_iter().next().map(|(_, a)| a);
             if let Some(f) = a.as_ref().and_then(|a| a.entries.get("format"))
                 && f != RECORD_FORMAT
             {

@@ -79,6 +79,7 @@ pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
             plan::Observed {
                 cluster: crate::world::ClusterState::Absent,
                 applied: None,
+                others: vec![],
                 releases: vec![],
                 kubeconfig_present: false,
                 images_missing: None,

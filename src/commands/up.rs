@@ -50,6 +50,18 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
             recreate: args.select.recreate,
         },
     );
+    // Another environment's releases in the same cluster are never this one's to change.
+    if let Some((release, namespace, owner)) = plan::owned_elsewhere(&desired, &observed).into_iter().next() {
+        return Err(Error::prerequisite(
+            format!(
+                "release {release} (namespace {namespace}) belongs to devenv environment `{owner}` (its record {}/{}); environment `{}` changes nothing of another's, so nothing was changed",
+                crate::adapters::kubeapi::RECORD_NAMESPACE,
+                crate::adapters::kubeapi::configmap_name(&owner),
+                desired.name
+            ),
+            format!("manage it as that environment (`devenv -n {owner} up`), or point this one at another cluster"),
+        ));
+    }
     // Images to load must exist on this machine before anything changes.
     if !args.dry_run && p.steps.iter().any(|s| s.id == "images" && s.kind.mutates()) {
         for img in &desired.images {

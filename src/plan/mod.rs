@@ -14,6 +14,8 @@ pub struct Observed {
     pub cluster: ClusterState,
     /// None when the cluster is absent or devenv has never recorded anything in it.
     pub applied: Option<Applied>,
+    /// The records of other devenv environments in the same cluster: (environment, record).
+    pub others: Vec<(String, Applied)>,
     pub releases: Vec<ReleaseInfo>,
     pub kubeconfig_present: bool,
     /// The configured images some node lacks; None when not looked at (no running cluster).
@@ -113,6 +115,30 @@ pub struct Plan {
     /// The shared data volume waits for `--recreate` (its mount is missing): no shared check.
     #[serde(skip)]
     pub shared_waits: bool,
+}
+
+/// Releases this environment would change that another devenv environment recorded as its own
+/// and this one did not: (release, namespace, the owning environment). Two environments pointed
+/// at one cluster must never upgrade or uninstall each other's releases.
+pub fn owned_elsewhere(d: &Desired, o: &Observed) -> Vec<(String, String, String)> {
+    let mine = o.applied.clone().unwrap_or_default();
+    let touched = d
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.namespace.as_str()))
+        .chain(d.switched_off.iter().map(|(n, ns, _)| (n.as_str(), ns.as_str())));
+    let mut out = Vec::new();
+    for (name, namespace) in touched {
+        let key = format!("component.{name}");
+        let exists = o.releases.iter().any(|r| r.name == name && r.namespace == namespace);
+        if !exists || mine.entries.contains_key(&key) {
+            continue;
+        }
+        if let Some((env, _)) = o.others.iter().find(|(_, a)| a.entries.contains_key(&key)) {
+            out.push((name.to_string(), namespace.to_string(), env.clone()));
+        }
+    }
+    out
 }
 
 impl Plan {

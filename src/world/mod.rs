@@ -43,6 +43,8 @@ pub trait ContainerEngine: Send + Sync {
     /// Runs a throwaway container to its end (no network, removed afterwards); fails with its
     /// output when it exits non-zero.
     fn run(&self, spec: &RunSpec, cancel: &Cancel) -> Result<()>;
+    /// The network addresses of the running containers.
+    fn addresses(&self, cancel: &Cancel) -> Result<Vec<std::net::IpAddr>>;
 }
 
 /// A throwaway container: what `docker run --rm` is given.
@@ -137,7 +139,17 @@ pub struct Applied {
 }
 
 pub trait Kube: Send + Sync {
-    fn get_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Option<Applied>>;
+    /// Every devenv environment's record in the cluster (each names its environment), in one
+    /// request: a cluster may hold more than one environment's releases.
+    fn records(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Vec<(String, Applied)>>;
+    /// This environment's record.
+    fn get_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<Option<Applied>> {
+        Ok(self
+            .records(target, cancel)?
+            .into_iter()
+            .find(|(e, _)| e == env)
+            .map(|(_, a)| a))
+    }
     /// Sets (Some) or removes (None) one key of the record.
     fn set_applied(
         &self,
@@ -416,6 +428,8 @@ pub trait Host: Send + Sync {
     fn read(&self, path: &str) -> Option<String>;
     /// Free bytes on the filesystem holding `path`.
     fn free_bytes(&self, path: &str) -> Option<u64>;
+    /// This machine's own network addresses (every interface's).
+    fn own_addresses(&self) -> Vec<std::net::IpAddr>;
 }
 
 /// An image on the host's engine.

@@ -115,12 +115,17 @@ fn selector_matches(obj: &Value, selector: &str) -> bool {
                 .and_then(|x| x.as_str())
                 .map(String::from)
         };
-        match term.split_once("!=") {
-            Some((k, v)) => label(k).as_deref() != Some(v),
-            None => {
-                let (k, v) = term.split_once('=').unwrap_or((term, ""));
-                label(k).as_deref() == Some(v)
-            }
+        // The API's set-based grammar as far as devenv uses it: `k!=v`, `k=v` (or `k==v`), `k`
+        // (has the label), `!k` (has not).
+        if let Some((k, v)) = term.split_once("!=") {
+            return label(k).as_deref() != Some(v);
+        }
+        if let Some((k, v)) = term.split_once('=') {
+            return label(k).as_deref() == Some(v.trim_start_matches('='));
+        }
+        match term.strip_prefix('!') {
+            Some(k) => label(k).is_none(),
+            None => label(term).is_some(),
         }
     })
 }

@@ -23,7 +23,9 @@ pub struct SimCluster {
     #[serde(default)]
     pub node_images: BTreeMap<String, BTreeMap<String, String>>,
     pub releases: Vec<ReleaseInfo>,
-    pub applied: BTreeMap<String, String>,
+    /// devenv's record of each environment in the cluster (`kube-system/devenv-<env>`), by env.
+    #[serde(default)]
+    pub records: BTreeMap<String, BTreeMap<String, String>>,
     /// The node image and config it was created with.
     pub node_image: String,
     /// Namespaces devenv's smoke tests created, by name.
@@ -47,6 +49,13 @@ pub struct SimCluster {
     /// `namespace/claim` -> the hostPath type of the volume bound to it.
     #[serde(default)]
     pub volume_types: BTreeMap<String, String>,
+}
+
+impl SimCluster {
+    /// Environment `env`'s record in this cluster (empty when it has none).
+    pub fn record(&self, env: &str) -> BTreeMap<String, String> {
+        self.records.get(env).cloned().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,6 +152,19 @@ pub struct SimHost {
     /// Free bytes everywhere; None means plenty.
     #[serde(default)]
     pub free_bytes: Option<u64>,
+    /// This machine's own addresses.
+    #[serde(default)]
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Addresses of the containers the engine runs.
+    #[serde(default)]
+    pub container_addresses: Vec<std::net::IpAddr>,
+    /// The API server URL every cluster's kubeconfig names; None: https://127.0.0.1:6443.
+    #[serde(default)]
+    pub api_server: Option<String>,
+    /// Environments whose kube context (`--driver existing`) points at another environment's
+    /// cluster: environment -> cluster. Every other environment's context is its own cluster's.
+    #[serde(default)]
+    pub contexts: BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -506,6 +528,7 @@ impl ClusterProvider for SimWorld {
             cancel,
             |_| {},
             |s| {
+                let name = s.host.contexts.get(name).map(String::as_str).unwrap_or(name);
                 Ok(match s.clusters.get(name) {
                     None => ClusterState::Absent,
                     Some(c) => ClusterState::Present { nodes: c.nodes.clone() },
@@ -580,15 +603,18 @@ impl ClusterProvider for SimWorld {
 
     fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String> {
         self.op("cluster.kubeconfig", name, false, cancel, |_| {}, |s| {
+            let name = &s.host.contexts.get(name).cloned().unwrap_or_else(|| name.to_string());
             Self::cluster_mut(s, name)?;
+            let server = s.host.api_server.clone().unwrap_or_else(|| "https://127.0.0.1:6443".into());
             Ok(format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: kind-{name}\ncontexts:\n- context:\n    cluster: kind-{name}\n    user: kind-{name}\n  name: kind-{name}\ncurrent-context: kind-{name}\nusers:\n- name: kind-{name}\n  user: {{}}\n"
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server}\n  name: kind-{name}\ncontexts:\n- context:\n    cluster: kind-{name}\n    user: kind-{name}\n  name: kind-{name}\ncurrent-context: kind-{name}\nusers:\n- name: kind-{name}\n  user: {{}}\n"
             ))
         })
     }
 
     fn context(&self, name: &str) -> String {
-        format!("kind-{name}")
+        let contexts = self.state().host.contexts;
+        format!("kind-{}", contexts.get(name).map(String::as_str).unwrap_or(name))
     }
 
     fn list(&self, cancel: &Cancel) -> Result<Vec<String>> {
@@ -644,6 +670,17 @@ impl ContainerEngine for SimWorld {
                 s.clusters.retain(|_, c| !c.nodes.is_empty());
                 Ok(())
             },
+        )
+    }
+
+    fn addresses(&self, cancel: &Cancel) -> Result<Vec<std::net::IpAddr>> {
+        self.op(
+            "engine.addresses",
+            "",
+            false,
+            cancel,
+            |_| {},
+            |s| Ok(s.host.container_addresses.clone()),
         )
     }
 
@@ -875,7 +912,7 @@ impl Kube for SimWorld {
             },
         )
     }
-    fn delete_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<()> {
+    fn delete_applied(&self, target: &KubeTarget, env: &str, cancel: &Cancel) -> Result<()> {
         let c = Self::target_cluster(target);
         self.op(
             "kube.delete_applied",
@@ -884,13 +921,13 @@ impl Kube for SimWorld {
             cancel,
             |_| {},
             |s| {
-                Self::cluster_mut(s, &c)?.applied.clear();
+                Self::cluster_mut(s, &c)?.records.remove(env);
                 Ok(())
             },
         )
     }
 
-    fn get_applied(&self, target: &KubeTarget, _env: &str, cancel: &Cancel) -> Result<Option<Applied>> {
+    fn records(&self, target: &KubeTarget, cancel: &Cancel) -> Result<Vec<(String, Applied)>> {
         let c = Self::target_cluster(target);
         self.op(
             "kube.get_applied",
@@ -900,13 +937,12 @@ impl Kube for SimWorld {
             |_| {},
             |s| {
                 let cl = Self::cluster_mut(s, &c)?;
-                Ok(if cl.applied.is_empty() {
-                    None
-                } else {
-                    Some(Applied {
-                        entries: cl.applied.clone(),
-                    })
-                })
+                Ok(cl
+                    .records
+                    .iter()
+                    .filter(|(_, r)| !r.is_empty())
+                    .map(|(env, r)| (env.clone(), Applied { entries: r.clone() }))
+                    .collect())
             },
         )
     }
@@ -1218,7 +1254,7 @@ impl Kube for SimWorld {
     fn set_applied(
         &self,
         target: &KubeTarget,
-        _env: &str,
+        env: &str,
         key: &str,
         value: Option<&str>,
         cancel: &Cancel,
@@ -1231,10 +1267,10 @@ impl Kube for SimWorld {
             cancel,
             |_| {},
             |s| {
-                let cl = Self::cluster_mut(s, &c)?;
+                let record = Self::cluster_mut(s, &c)?.records.entry(env.to_string()).or_default();
                 match value {
-                    Some(v) => cl.applied.insert(key.to_string(), v.to_string()),
-                    None => cl.applied.remove(key),
+                    Some(v) => record.insert(key.to_string(), v.to_string()),
+                    None => record.remove(key),
                 };
                 Ok(())
             },
@@ -1484,6 +1520,10 @@ impl Host for SimWorld {
 
     fn read(&self, path: &str) -> Option<String> {
         self.state().host.files.get(path).cloned()
+    }
+
+    fn own_addresses(&self) -> Vec<std::net::IpAddr> {
+        self.state().host.addresses
     }
 
     fn free_bytes(&self, _path: &str) -> Option<u64> {
