@@ -10,6 +10,7 @@ pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod guard;
 pub mod images;
 pub mod output;

@@ -83,20 +83,30 @@ impl State {
         self.dir.join(rel)
     }
 
-    /// Writes a user-only file atomically (temp file + rename).
+    /// Writes a user-only file atomically (a new temp file + rename, neither following a link:
+    /// the rename replaces a link at `rel` rather than writing through it).
     pub fn write_private(&self, rel: &str, text: &str) -> Result<PathBuf> {
         let path = self.dir.join(rel);
         if let Some(parent) = path.parent() {
+            if std::fs::symlink_metadata(parent).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(link_err(parent));
+            }
             std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
             std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_err(parent, e))?;
         }
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
+            // Left by a killed run of the same pid, or put there: removed (a link itself, never
+            // its target), then made anew.
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
             let mut f = OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
@@ -114,14 +124,19 @@ impl State {
     pub fn lock(&self, no_wait: bool, cancel: &Cancel, mut waiting: impl FnMut(&str)) -> Result<LockGuard> {
         self.ensure()?;
         let path = self.dir.join("lock");
+        // Never through a link: truncating it would truncate whatever it points at.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| io_err(&path, e))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => link_err(&path),
+                _ => io_err(&path, e),
+            })?;
         let mut said = false;
         loop {
             match file.try_lock() {
@@ -164,7 +179,9 @@ impl State {
 
     /// The optional components `up --with` switched on, remembered for later commands.
     pub fn remembered_with(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("with"))
+        crate::files::read_text(&self.path("with"), 64 << 10, crate::files::Links::Refuse)
+            .ok()
+            .flatten()
             .unwrap_or_default()
             .lines()
             .map(str::trim)
@@ -221,26 +238,49 @@ fn random_hex(bytes: usize) -> Result<String> {
 }
 
 impl State {
-    /// The environment's credentials, generated on first use and stable afterwards.
+    /// The environment's credentials, generated on first use and stable afterwards. A file that
+    /// cannot be read is an error, never a reason to make new passwords: a database kept in the
+    /// data directory would refuse them. Nor are they made anew while PostgreSQL's data exists.
     pub fn credentials(&self) -> Result<Credentials> {
         let _one = CREDENTIALS.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.path("credentials.json");
-        let c = if let Ok(text) = std::fs::read_to_string(&path) {
-            let mut c: Credentials = serde_json::from_str(&text).map_err(|e| {
-                Error::failed(
-                    format!("{} is not a credentials file devenv wrote ({e})", path.display()),
-                    "restore it from a backup; deleting it makes devenv generate new passwords, which the running database will not accept",
-                )
-            })?;
-            if !c.grafana_password.is_empty() {
-                return Ok(c);
+        let kept = "devenv never replaces it while it exists: a new password would lock you out of the data kept in the state directory";
+        let text = crate::files::read_text(&path, 64 << 10, crate::files::Links::Refuse).map_err(|why| {
+            Error::failed(
+                format!("{} {why}", path.display()),
+                format!("restore it (a user-only file, `chmod 600`) from a backup; {kept}"),
+            )
+        })?;
+        let c = match text {
+            Some(text) => {
+                let mut c: Credentials = serde_json::from_str(&text).map_err(|e| {
+                    Error::failed(
+                        format!("{} is not a credentials file devenv wrote ({e})", path.display()),
+                        format!("restore it from a backup; {kept}"),
+                    )
+                })?;
+                if !c.grafana_password.is_empty() {
+                    return Ok(c);
+                }
+                c.grafana_password = random_hex(18)?;
+                c
             }
-            c.grafana_password = random_hex(18)?;
-            c
-        } else {
-            Credentials {
-                postgres_password: random_hex(18)?,
-                grafana_password: random_hex(18)?,
+            None => {
+                let data = self.data_dir().join(crate::components::postgresql::DATA_DIR);
+                if std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some()) {
+                    return Err(Error::failed(
+                        format!(
+                            "{} is gone, but PostgreSQL's data in {} is kept: a new password would not open it",
+                            path.display(),
+                            data.display()
+                        ),
+                        "restore credentials.json from a backup, or start over without the data: `devenv down --purge` (deletes it)",
+                    ));
+                }
+                Credentials {
+                    postgres_password: random_hex(18)?,
+                    grafana_password: random_hex(18)?,
+                }
             }
         };
         self.write_private(
@@ -267,11 +307,14 @@ pub const DATA_DIR_MODE: u32 = 0o755;
 /// A volume's directory under it: every pod's user may write it.
 pub const VOLUME_DIR_MODE: u32 = 0o777;
 
-/// Creates `dir` and gives it `mode` (None: a directory of the user's own keeps the mode it has).
+/// Creates `dir` and gives it `mode`. None: a directory of the user's own, which keeps the mode
+/// it has, and is made, when missing, as `mkdir -p` would (0755), never open to everyone.
 fn prepare_dir(dir: &Path, mode: Option<u32>) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let users_own = mode.is_none() && dir.is_dir();
-    std::fs::create_dir_all(dir).map_err(|e| {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let users_own = mode.is_none();
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o755);
+    builder.create(dir).map_err(|e| {
         Error::failed(
             format!(
                 "cannot create the directory {} to mount into the nodes: {e}",
@@ -303,6 +346,16 @@ fn prepare_dir(dir: &Path, mode: Option<u32>) -> Result<()> {
             ),
         )
     })
+}
+
+fn link_err(path: &Path) -> Error {
+    Error::failed(
+        format!(
+            "{} is a symbolic link; devenv does not follow links in its state directory",
+            path.display()
+        ),
+        "remove the link; devenv makes the file again",
+    )
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {

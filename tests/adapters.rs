@@ -196,7 +196,10 @@ fn install_spec() -> InstallSpec {
     }
 }
 
-const INSTALL: &str = "helm upgrade --install postgresql postgres --repo https://groundhog2k.github.io/helm-charts/ --version 1.6.7 --namespace devenv-data --create-namespace --kubeconfig /state/dev/kubeconfig --kube-context kind-dev --values /p/helm-values/postgresql.yaml --values /state/dev/values/postgresql.devenv.yaml --timeout 300s";
+/// Every value joined to its flag, release and chart after `--`: nothing from the configuration
+/// can be read as a flag (a chart named `--post-renderer=…` would be a chart, not a flag).
+const INSTALL: &str = "helm upgrade --install --repo=https://groundhog2k.github.io/helm-charts/ --version=1.6.7 --namespace=devenv-data --create-namespace --kubeconfig=/state/dev/kubeconfig --kube-context=kind-dev --values=/p/helm-values/postgresql.yaml --values=/state/dev/values/postgresql.devenv.yaml --timeout=300s";
+const POSITIONALS: &str = "-- postgresql postgres";
 
 #[test]
 fn helm_3_waits_for_hooks_only_and_devenv_waits_for_readiness() {
@@ -207,7 +210,7 @@ fn helm_3_waits_for_hooks_only_and_devenv_waits_for_readiness() {
         .upgrade_install(&target(), &install_spec(), &Cancel::new())
         .unwrap();
     assert_eq!(r.calls()[0], argv("helm version --short"));
-    assert_eq!(r.calls()[1], argv(INSTALL));
+    assert_eq!(r.calls()[1], argv(&format!("{INSTALL} {POSITIONALS}")));
 }
 
 #[test]
@@ -220,7 +223,7 @@ fn helm_4_gets_the_hook_only_wait_strategy_and_the_version_is_asked_once() {
     h.upgrade_install(&target(), &install_spec(), &Cancel::new()).unwrap();
     let calls = r.calls();
     assert_eq!(calls.iter().filter(|c| c[1] == "version").count(), 1);
-    assert_eq!(calls[1], argv(&format!("{INSTALL} --wait=hookOnly")));
+    assert_eq!(calls[1], argv(&format!("{INSTALL} --wait=hookOnly {POSITIONALS}")));
 }
 
 #[test]
@@ -247,7 +250,7 @@ fn helm_list_reads_real_output_of_helm_3_and_4() {
     assert_eq!(
         r.calls()[0],
         argv(
-            "helm list --all --all-namespaces --output json --kubeconfig /state/dev/kubeconfig --kube-context kind-dev"
+            "helm list --all --all-namespaces --output json --kubeconfig=/state/dev/kubeconfig --kube-context=kind-dev"
         )
     );
 }
@@ -273,12 +276,12 @@ fn a_stuck_release_is_uninstalled_if_never_installed_and_rolled_back_if_mid_upgr
     };
     h.recover(&target(), &rel("pending-install"), &Cancel::new()).unwrap();
     h.recover(&target(), &rel("pending-upgrade"), &Cancel::new()).unwrap();
-    let tail = " --namespace devenv-data --kubeconfig /state/dev/kubeconfig --kube-context kind-dev";
+    let tail = " --namespace=devenv-data --kubeconfig=/state/dev/kubeconfig --kube-context=kind-dev -- redis";
     assert_eq!(
         r.calls(),
         vec![
-            argv(&format!("helm uninstall redis{tail}")),
-            argv(&format!("helm rollback redis{tail}"))
+            argv(&format!("helm uninstall{tail}")),
+            argv(&format!("helm rollback{tail}"))
         ]
     );
 }
@@ -303,7 +306,7 @@ fn a_helm_failure_carries_its_stderr() {
     );
     assert!(
         err.to_string()
-            .starts_with("`helm upgrade --install postgresql postgres"),
+            .starts_with("`helm upgrade --install --repo=https://groundhog2k.github.io/helm-charts/"),
         "{err}"
     );
 }

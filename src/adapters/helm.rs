@@ -41,12 +41,12 @@ impl Helm {
         }
     }
 
+    /// Every value joined to its flag (`--kube-context=X`), so that no value can be read as a
+    /// flag of its own; release and chart names go after `--`.
     fn target_args(t: &KubeTarget) -> Vec<String> {
         vec![
-            "--kubeconfig".into(),
-            t.kubeconfig.display().to_string(),
-            "--kube-context".into(),
-            t.context.clone(),
+            format!("--kubeconfig={}", t.kubeconfig.display()),
+            format!("--kube-context={}", t.context),
         ]
     }
 
@@ -76,27 +76,28 @@ impl Helm {
 
     /// The `helm upgrade --install` command line for a Helm major version.
     pub fn install_cmd(major: u32, t: &KubeTarget, s: &InstallSpec) -> Cmd {
-        let mut c = Cmd::new("helm").args(["upgrade", "--install", &s.release, &s.chart]);
+        let mut c = Cmd::new("helm").args(["upgrade", "--install"]);
         if let Some(repo) = &s.repository {
-            c = c.args(["--repo", repo]);
+            c = c.arg(format!("--repo={repo}"));
         }
         if let Some(v) = &s.version {
-            c = c.args(["--version", v]);
+            c = c.arg(format!("--version={v}"));
         }
         c = c
-            .args(["--namespace", &s.namespace, "--create-namespace"])
+            .args([format!("--namespace={}", s.namespace), "--create-namespace".into()])
             .args(Self::target_args(t));
         for f in &s.values_files {
-            c = c.args(["--values".to_string(), f.display().to_string()]);
+            c = c.arg(format!("--values={}", f.display()));
         }
         // helm waits for the chart's hooks only; devenv then waits for readiness itself through
         // the API, so that a component that does not come up is explained (pods, reasons, logs).
         // Helm 3 waits for hooks by default; Helm 4 says so with its `hookOnly` strategy.
-        c = c.args(["--timeout", &format!("{}s", s.timeout.as_secs())]);
+        c = c.arg(format!("--timeout={}s", s.timeout.as_secs()));
         if major >= 4 {
             c = c.args(["--wait=hookOnly"]);
         }
-        c.timeout(s.timeout + Duration::from_secs(120))
+        c.args(["--", &s.release, &s.chart])
+            .timeout(s.timeout + Duration::from_secs(120))
     }
 }
 
@@ -132,8 +133,13 @@ impl HelmApi for Helm {
         run(
             &self.runner,
             Cmd::new("helm")
-                .args(["uninstall", release, "--namespace", namespace, "--wait"])
+                .args([
+                    "uninstall".to_string(),
+                    format!("--namespace={namespace}"),
+                    "--wait".into(),
+                ])
                 .args(Self::target_args(t))
+                .args(["--", release])
                 .timeout(Duration::from_secs(300)),
             cancel,
             "",
@@ -143,14 +149,18 @@ impl HelmApi for Helm {
 
     fn recover(&self, t: &KubeTarget, r: &ReleaseInfo, cancel: &Cancel) -> Result<()> {
         // A release that never got installed is removed; one stuck mid-upgrade is rolled back.
-        let cmd = if r.status == "pending-install" || r.status == "uninstalling" {
-            Cmd::new("helm").args(["uninstall", &r.name, "--namespace", &r.namespace])
+        let verb = if r.status == "pending-install" || r.status == "uninstalling" {
+            "uninstall"
         } else {
-            Cmd::new("helm").args(["rollback", &r.name, "--namespace", &r.namespace])
+            "rollback"
         };
+        let cmd = Cmd::new("helm")
+            .args([verb.to_string(), format!("--namespace={}", r.namespace)])
+            .args(Self::target_args(t))
+            .args(["--", &r.name]);
         run(
             &self.runner,
-            cmd.args(Self::target_args(t)).timeout(Duration::from_secs(300)),
+            cmd.timeout(Duration::from_secs(300)),
             cancel,
             &format!(
                 "clear it by hand: helm history {} -n {} then helm rollback or helm uninstall",

@@ -65,7 +65,8 @@ pub fn render(vars: &BTreeMap<String, String>, format: Format) -> String {
             .map(|(k, v)| match format {
                 Format::Sh => format!("export {k}={}\n", sh_quote(v)),
                 Format::Fish => format!("set -gx {k} {};\n", sh_quote(v)),
-                _ => format!("{k}=\"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\"")),
+                // Single-quoted as for sh: a sourced .env runs nothing ($(…), backticks, $VAR).
+                _ => format!("{k}={}\n", sh_quote(v)),
             })
             .collect(),
     }

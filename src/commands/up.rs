@@ -411,19 +411,37 @@ impl Run<'_> {
         };
         // A release this run is adding to a cluster that already existed is removed again if its
         // install does not complete (helm would otherwise leave it `pending-install`).
+        let key = format!("component.{}", c.name);
         let undo = (fresh && !self.fresh_cluster).then(|| {
-            let (helm, t, rel, ns) = (
+            let (helm, kube, t, rel, ns, env, key) = (
                 self.world.helm.clone(),
+                self.world.kube.clone(),
                 self.target.clone(),
                 c.name.clone(),
                 c.namespace.clone(),
+                self.desired.name.clone(),
+                key.clone(),
             );
             ctx.ledger.record(
                 format!("release {rel} (half-installed by this run)"),
                 Scope::OnFailure,
-                move || helm.uninstall(&t, &rel, &ns, &crate::exec::Cancel::new()),
+                move || {
+                    helm.uninstall(&t, &rel, &ns, &crate::exec::Cancel::new())?;
+                    kube.set_applied(&t, &env, &key, None, &crate::exec::Cancel::new())
+                },
             )
         });
+        // Recorded before helm runs: a release that never gets ready is still devenv's, so that
+        // switching it off later uninstalls it.
+        if fresh {
+            self.world.kube.set_applied(
+                &self.target,
+                &self.desired.name,
+                &key,
+                Some(crate::plan::INSTALLING),
+                ctx.cancel,
+            )?;
+        }
         self.world.helm.upgrade_install(&self.target, &spec, ctx.cancel)?;
         // Ready means every workload of the release (then what its operator makes); when it is
         // not, the error says why.
@@ -437,13 +455,9 @@ impl Run<'_> {
         if let Some(id) = undo {
             ctx.ledger.forget(id);
         }
-        self.world.kube.set_applied(
-            &self.target,
-            &self.desired.name,
-            &format!("component.{}", c.name),
-            Some(&c.digest),
-            ctx.cancel,
-        )
+        self.world
+            .kube
+            .set_applied(&self.target, &self.desired.name, &key, Some(&c.digest), ctx.cancel)
     }
 
     fn smoke(&self, ctx: &StepCtx, reporter: &crate::output::Reporter) -> Result<()> {

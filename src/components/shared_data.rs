@@ -11,7 +11,7 @@ use crate::world::{Access, HostDir, VolumeSpec};
 pub const NAME: &str = "shared-data";
 /// Where the directory of `sharedData.path` is mounted in every node; the default directory
 /// (the state directory's `data/shared`) rides on the data mount instead.
-pub const SHARED_MOUNT: &str = "/devenv-shared";
+pub use crate::config::kind::SHARED_MOUNT;
 /// The default directory under the state directory's `data/`.
 pub const DATA_DIR: &str = "shared";
 

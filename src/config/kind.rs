@@ -161,6 +161,26 @@ pub struct KindSummary {
 }
 
 impl KindConfig {
+    /// A user's file may not mount anything where devenv mounts its own directories: devenv's
+    /// mount would replace it without a word.
+    pub fn check_reserved_mounts(&self, file: &str) -> Result<()> {
+        for (i, node) in self.nodes.iter().flat_map(|n| n.value.iter()).enumerate() {
+            for mount in node.extra_mounts.iter().flatten() {
+                let inside = mount.container_path.trim_end_matches('/');
+                if [DATA_MOUNT, SHARED_MOUNT].contains(&inside) {
+                    return Err(Error::config(
+                        at(file, &node.role),
+                        format!(
+                            "nodes[{i}].extraMounts: {inside} is where devenv mounts its own data directory, so a mount of yours there would be replaced"
+                        ),
+                        "mount your directory at another containerPath",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self, file: &str, env_name: &str) -> Result<KindSummary> {
         if self.kind.value != "Cluster" {
             return Err(Error::config(
@@ -215,6 +235,13 @@ impl KindConfig {
             }
             for m in node.extra_port_mappings.iter().flatten() {
                 let Some(host) = &m.host_port else { continue };
+                if host.value == 0 {
+                    return Err(Error::config(
+                        at(file, host),
+                        "hostPort 0 lets Docker pick a port when the cluster is created, which `devenv env` and the smoke tests could not know",
+                        "choose a free port (`devenv doctor` checks that it is free)",
+                    ));
+                }
                 let listen = m
                     .listen_address
                     .as_ref()
@@ -268,6 +295,9 @@ impl KindConfig {
         Ok(summary)
     }
 }
+
+/// Where every node sees a `sharedData.path` of the user's.
+pub const SHARED_MOUNT: &str = "/devenv-shared";
 
 /// Where every node sees the persistent data directory.
 pub const DATA_MOUNT: &str = "/devenv-data";

@@ -81,37 +81,31 @@ struct Loaded {
     source: Source,
 }
 
+/// The largest configuration file devenv reads.
+pub const MAX_FILE: u64 = 1 << 20;
+
 fn read(dir: &Path, shown: &Path, name: &str) -> Result<Option<Loaded>> {
     let path = dir.join(name);
     let display = display_path(shown, name);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|_| {
-                Error::config(
-                    Location {
-                        file: display.clone(),
-                        line: 0,
-                        column: 0,
-                    },
-                    "the file is not UTF-8 text",
-                    "save it as UTF-8",
-                )
-            })?;
-            Ok(Some(Loaded {
-                display,
-                text,
-                source: Source::File(path),
-            }))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::config(
+    match crate::files::read_text(&path, MAX_FILE, crate::files::Links::Follow) {
+        Ok(Some(text)) => Ok(Some(Loaded {
+            display,
+            text,
+            source: Source::File(path),
+        })),
+        Ok(None) => Ok(None),
+        Err(why) => Err(Error::config(
             Location {
                 file: display,
                 line: 0,
                 column: 0,
             },
-            format!("cannot read the file: {e}"),
-            "check the file's permissions",
+            format!("the file {why}"),
+            if why.contains("UTF-8") {
+                "save it as UTF-8".to_string()
+            } else {
+                format!("make {name} a regular file of at most 1 MiB, or remove it to use the built-in default")
+            },
         )),
     }
 }
@@ -181,6 +175,7 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
     let k = read_or_default(dir, shown, kind::FILE)?;
     let kind_file = yaml::parse::<kind::KindConfig>(&k.display, &k.text)?;
     let kind = kind_file.validate(&k.display, &project.name)?;
+    kind_file.check_reserved_mounts(&k.display)?;
     sources.insert(kind::FILE.to_string(), k.source);
 
     let mut helm_values = BTreeMap::new();
@@ -207,9 +202,31 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
     // A values file that belongs to nothing is almost always a misspelt component name.
     if let Ok(entries) = std::fs::read_dir(dir.join("helm-values")) {
         let known: Vec<&str> = wanted.iter().map(String::as_str).collect();
-        let mut stray: Vec<String> = entries
+        let entries: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        // `postgresql.yml` for a component devenv reads as `postgresql.yaml`: never used.
+        if let Some(f) = entries
+            .iter()
+            .filter(|f| f.strip_suffix(".yml").is_some_and(|stem| known.contains(&stem)))
+            .min()
+        {
+            let stem = f.trim_end_matches(".yml");
+            return Err(Error::config(
+                Location {
+                    file: display_path(shown, &format!("helm-values/{f}")),
+                    line: 0,
+                    column: 0,
+                },
+                format!(
+                    "devenv reads the values of `{stem}` from helm-values/{stem}.yaml, so this file would never be used"
+                ),
+                format!("rename it to helm-values/{stem}.yaml"),
+            ));
+        }
+        let entries = entries.into_iter();
+        let mut stray: Vec<String> = entries
             .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
             .filter(|f| {
                 let stem = f.trim_end_matches(".yaml").trim_end_matches(".yml");
@@ -309,6 +326,40 @@ impl Config {
             out.push(("redis", p.node_ports.redis));
         }
         out
+    }
+
+    /// The endpoints kind-config.yaml maps on every network interface (`listenAddress: 0.0.0.0`,
+    /// or none, which kind takes as 0.0.0.0): reachable by anyone who can reach this machine.
+    pub fn exposed(&self) -> Vec<(&'static str, &kind::HostMapping)> {
+        if self.project.driver != Driver::Kind {
+            return vec![];
+        }
+        self.endpoints()
+            .into_iter()
+            .filter_map(|(what, np)| {
+                let m = self.host_port(np.port)?;
+                let unspecified = m
+                    .listen_address
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_unspecified());
+                unspecified.then_some((what, m))
+            })
+            .collect()
+    }
+
+    /// What exposing an endpoint gives away, for the warning.
+    pub fn exposure_warning(what: &str, m: &kind::HostMapping) -> String {
+        let consequence = match what {
+            "postgresql" => {
+                "anyone who can reach this machine can try to log in to PostgreSQL (its password is generated, but the port is open)"
+            }
+            "redis" => "anyone who can reach this machine can read and write Redis, which has no password",
+            _ => "anyone who can reach this machine can reach the ingress and what it routes to",
+        };
+        format!(
+            "kind-config.yaml line {} maps the {what} port {} on every network interface (listenAddress {}): {consequence}. Write `listenAddress: 127.0.0.1` to keep it to this machine.",
+            m.line, m.host_port, m.listen_address
+        )
     }
 
     /// The host port that reaches `node_port`, from kind-config.yaml.

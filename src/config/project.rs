@@ -560,6 +560,9 @@ fn duration(file: &str, what: &str, s: Option<&Spanned<String>>, default_secs: u
     })
 }
 
+/// The longest timeout devenv takes.
+pub const MAX_DURATION_SECS: u64 = 24 * 3600;
+
 /// "90s", "5m", "1h", "1m30s".
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let mut total = 0u64;
@@ -587,6 +590,10 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     if !any || total == 0 {
         return Err(format!("`{text}` is not a positive duration"));
     }
+    // Deadlines are added to clocks: a duration beyond any wait devenv does is a mistake.
+    if total > MAX_DURATION_SECS {
+        return Err(format!("`{text}` is longer than 24h"));
+    }
     Ok(Duration::from_secs(total))
 }
 
@@ -603,5 +610,13 @@ mod tests {
         assert!(parse_duration("90").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("fast").is_err());
+        // Added to a clock, this would overflow: refused, not a panic.
+        assert!(
+            parse_duration("18446744073709551615s")
+                .unwrap_err()
+                .contains("longer than 24h")
+        );
+        assert!(parse_duration("25h").is_err());
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
     }
 }

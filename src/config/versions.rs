@@ -281,6 +281,33 @@ pub fn chart_ref(
     }
     let oci = name.starts_with("oci://");
     let local = is_local_chart(name);
+    // What helm is given must be what it looks like: a chart name, an oci:// reference or a
+    // path, never something helm would read as a flag (`--kube-context=prod`).
+    let grammar = if oci {
+        reqwest::Url::parse(name)
+            .ok()
+            .filter(|u| {
+                u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.username().is_empty()
+                    && u.query().is_none()
+                    && u.path().len() > 1
+                    && !name.chars().any(|c| c.is_whitespace())
+            })
+            .map(|_| ())
+    } else if local {
+        Some(())
+    } else {
+        let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        ok.then_some(())
+    };
+    if grammar.is_none() {
+        return Err(Error::config(
+            at(file, chart),
+            format!("{what}.chart `{name}` is not a chart name, an oci:// reference or a ./path"),
+            "a chart in a repository is named by letters, digits, `-`, `_` and `.` (with `repository:`); an OCI chart is `oci://registry/path`; a local one starts with ./",
+        ));
+    }
     match (repository, oci || local) {
         (Some(r), true) => {
             return Err(Error::config(
@@ -296,7 +323,11 @@ pub fn chart_ref(
                 "add `repository: https://…` or write the chart as an oci:// reference",
             ));
         }
-        (Some(r), false) if !(r.value.starts_with("https://") || r.value.starts_with("http://")) => {
+        (Some(r), false)
+            if !(r.value.starts_with("https://") || r.value.starts_with("http://"))
+                || reqwest::Url::parse(&r.value).map_or(true, |u| u.host_str().is_none_or(str::is_empty))
+                || r.value.chars().any(char::is_whitespace) =>
+        {
             return Err(Error::config(
                 at(file, r),
                 format!("{what}.repository `{}` is not an http(s) URL", r.value),

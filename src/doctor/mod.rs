@@ -239,27 +239,37 @@ pub fn ports(host: &dyn Host, config: &Config) -> Vec<Finding> {
     if config.project.driver != Driver::Kind {
         return vec![];
     }
-    config
-        .kind
-        .mappings
-        .iter()
-        .map(|m| match host.port_holder(&m.listen_address, m.host_port) {
-            None => ok(
-                &format!("port {}", m.host_port),
-                format!("{}:{} is free", m.listen_address, m.host_port),
-            ),
-            Some(who) => block(
-                &format!("port {}", m.host_port),
-                format!(
-                    "host port {} ({}:{}, kind-config.yaml line {}) is taken by {who}",
-                    m.host_port, m.listen_address, m.host_port, m.line
-                ),
-                format!(
-                    "stop {who}, or change hostPort on line {} of kind-config.yaml to a free port",
-                    m.line
-                ),
-            ),
-        })
+    let exposed = config.exposed().into_iter().map(|(what, m)| {
+        warn(
+            &format!("port {}", m.host_port),
+            Config::exposure_warning(what, m),
+            format!("set `listenAddress: 127.0.0.1` on line {} of kind-config.yaml", m.line),
+        )
+    });
+    exposed
+        .chain(
+            config
+                .kind
+                .mappings
+                .iter()
+                .map(|m| match host.port_holder(&m.listen_address, m.host_port) {
+                    None => ok(
+                        &format!("port {}", m.host_port),
+                        format!("{}:{} is free", m.listen_address, m.host_port),
+                    ),
+                    Some(who) => block(
+                        &format!("port {}", m.host_port),
+                        format!(
+                            "host port {} ({}:{}, kind-config.yaml line {}) is taken by {who}",
+                            m.host_port, m.listen_address, m.host_port, m.line
+                        ),
+                        format!(
+                            "stop {who}, or change hostPort on line {} of kind-config.yaml to a free port",
+                            m.line
+                        ),
+                    ),
+                }),
+        )
         .collect()
 }
 

@@ -125,7 +125,7 @@ impl Desired {
             )),
         }
         for r in &p.releases {
-            all.push(components::release::spec(&cx, r, catalogue.clone()));
+            all.push(components::release::spec(&cx, r, catalogue.clone())?);
         }
 
         let shared_on = on[components::shared_data::NAME].is_ok();
@@ -196,7 +196,13 @@ impl Desired {
         }
         let smoke_digest = digest(&smoke_parts);
         let metrics_check = components.iter().any(|c| c.metrics_api);
-        let notes = components.iter().flat_map(|c| c.notes.clone()).collect();
+        let mut notes: Vec<String> = components.iter().flat_map(|c| c.notes.clone()).collect();
+        notes.extend(
+            config
+                .exposed()
+                .into_iter()
+                .map(|(what, m)| Config::exposure_warning(what, m)),
+        );
         let ingress_class = route
             .filter(|(n, _)| components.iter().any(|c| &c.name == n))
             .map(|(_, r)| r.class);

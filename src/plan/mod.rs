@@ -22,6 +22,10 @@ pub struct Observed {
     pub images_missing: Option<Vec<String>>,
 }
 
+/// A component's record while its first install runs (its digest once it is ready): devenv
+/// installed it even if it never got ready.
+pub const INSTALLING: &str = "installing";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -325,7 +329,9 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                     c.chart.chart.rsplit('/').next().unwrap_or(&c.chart.chart),
                     version
                 );
-                let reason = if rec.is_none() {
+                let reason = if rec.as_deref() == Some(INSTALLING) {
+                    "its first install did not finish (it never got ready); installed again".to_string()
+                } else if rec.is_none() {
                     "installed, but devenv has no record of its values; upgraded to match the files".to_string()
                 } else if !r.chart.is_empty() && r.chart != want {
                     format!("chart {} -> {}", r.chart, want)
