@@ -40,6 +40,45 @@ fn clock() -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
+/// Text from a tool made safe to print: escape sequences (colours, cursor moves, OSC titles and
+/// hyperlinks) and control characters removed, so that nothing a tool printed can redraw or
+/// retitle the user's terminal. Newlines and tabs stay.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.next() {
+                // CSI: parameters and intermediates, then one final byte.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('\x40'..='\x7e').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC, DCS, SOS, PM, APC: up to BEL or ESC \.
+                Some(']' | 'P' | 'X' | '^' | '_') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' {
+                            break;
+                        }
+                        if c == '\x1b' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
@@ -106,7 +145,7 @@ impl Reporter {
         match self.mode {
             Mode::Json => self.json(serde_json::json!({"event": "info", "message": text})),
             _ if self.quiet => {}
-            _ => self.line(text),
+            _ => self.line(&sanitize(text)),
         }
     }
 
@@ -119,7 +158,7 @@ impl Reporter {
     pub fn warn(&self, text: &str) {
         match self.mode {
             Mode::Json => self.json(serde_json::json!({"event": "warning", "message": text})),
-            _ => self.line(&format!("{} {text}", self.paint("33", "warning:"))),
+            _ => self.line(&format!("{} {}", self.paint("33", "warning:"), sanitize(text))),
         }
     }
 
@@ -221,7 +260,7 @@ impl Reporter {
             m.clear().ok();
         }
         let mut w = self.err.lock().unwrap_or_else(|e| e.into_inner());
-        let text = e.render();
+        let text = sanitize(&e.render());
         let text = if self.color {
             text.replacen("error:", &self.paint("31;1", "error:"), 1)
                 .replacen("help:", &self.paint("36", "help:"), 1)

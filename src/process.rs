@@ -80,6 +80,13 @@ pub enum RunError {
         stdout: String,
         stderr: String,
     },
+    #[error("`{command}` was killed by signal {signal}{}", tail_suffix(.stderr))]
+    Signalled {
+        command: String,
+        /// `SIGKILL (9)`.
+        signal: String,
+        stderr: String,
+    },
     #[error("`{command}` did not finish within {}s", .after.as_secs())]
     TimedOut { command: String, after: Duration },
     #[error("`{command}` was stopped")]
@@ -93,15 +100,45 @@ fn tail_suffix(stderr: &str) -> String {
     if t.is_empty() { String::new() } else { format!(":\n{t}") }
 }
 
-/// The last `n` non-empty lines of some output, indented for an error message.
+/// The longest line of a tool's output an error message quotes.
+const LINE: usize = 400;
+
+/// The last `n` non-empty lines of some output, indented for an error message: each cut to 400
+/// characters (a tool can print megabytes on one line) and cleaned of escape sequences and
+/// control characters (see `output::sanitize`).
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..]
         .iter()
-        .map(|l| format!("  {l}"))
+        .map(|l| {
+            let clean = crate::output::sanitize(l);
+            match clean.char_indices().nth(LINE) {
+                Some((i, _)) => format!("  {}… ({} more characters)", &clean[..i], clean[i..].chars().count()),
+                None => format!("  {clean}"),
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `SIGKILL (9)`.
+fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
+    };
+    format!("{name} ({sig})")
 }
 
 impl RunError {
@@ -216,6 +253,13 @@ impl Runner for SystemRunner {
                 RunError::Cancelled { command }
             });
         }
+        if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            return Err(RunError::Signalled {
+                command,
+                signal: signal_name(sig),
+                stderr,
+            });
+        }
         let code = status.code().unwrap_or(-1);
         if code != 0 {
             return Err(RunError::Failed {
@@ -308,6 +352,39 @@ mod tests {
         assert!(msg.contains("exited with status 4"), "{msg}");
         assert!(msg.contains("line30") && !msg.contains("line10\n"), "{msg}");
         assert!(msg.contains("'for i in"), "the command is shown quoted: {msg}");
+    }
+
+    #[test]
+    fn a_tool_killed_by_a_signal_is_named_and_its_output_is_cut_and_cleaned() {
+        let err = SystemRunner
+            .run(
+                &Cmd::new("sh").args(["-c", "echo dying >&2; kill -9 $$"]),
+                &Cancel::new(),
+            )
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("was killed by signal SIGKILL (9)") && msg.contains("dying"),
+            "{msg}"
+        );
+        assert!(!msg.contains("status -1"), "{msg}");
+        // A megabyte on one line, with colour codes and a terminal-title escape.
+        let script = "printf '\\033]0;pwned\\007\\033[31mred\\033[0m'; head -c 1000000 /dev/zero | tr '\\0' a; exit 3";
+        let err = SystemRunner
+            .run(&Cmd::new("sh").args(["-c", &format!("({script}) >&2")]), &Cancel::new())
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.len() < 2000, "{} bytes", msg.len());
+        // What the tool printed, after the command line (which quotes the script itself).
+        let printed = msg.split_once("exited with status 3:").unwrap().1;
+        assert!(
+            printed.starts_with("\n  red") && printed.contains("more characters)"),
+            "{printed:.300}"
+        );
+        assert!(
+            !printed.contains('\x1b') && !printed.contains("pwned"),
+            "{printed:.300}"
+        );
     }
 
     #[test]

@@ -531,3 +531,32 @@ fn the_engine_api_is_used_only_where_it_reaches_the_engine_the_docker_cli_uses()
         "podman goes through its CLI"
     );
 }
+
+#[test]
+fn garbage_from_docker_ps_is_an_error_never_node_names() {
+    assert_eq!(
+        docker::parse_nodes("dev-control-plane\tcontrol-plane\trunning\ndev-worker\tworker\texited\n").unwrap(),
+        vec![
+            devenv::world::NodeState {
+                name: "dev-control-plane".into(),
+                role: "control-plane".into(),
+                running: true
+            },
+            devenv::world::NodeState {
+                name: "dev-worker".into(),
+                role: "worker".into(),
+                running: false
+            },
+        ]
+    );
+    for garbage in [
+        "Error response from daemon: client version 1.52 is too new\n",
+        "<html><body>502 Bad Gateway</body></html>",
+        "--rm\tx\trunning\n",
+        "dev\tcontrol-plane\tfloating\n",
+    ] {
+        let err = docker::parse_nodes(garbage).unwrap_err();
+        assert!(err.to_string().contains("is not a container"), "{garbage}: {err}");
+        assert!(err.help().is_some());
+    }
+}

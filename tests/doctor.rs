@@ -59,11 +59,13 @@ fn a_tool_on_path_that_is_too_old_gives_way_to_the_managed_copy() {
     let path = Found {
         path: "/usr/bin/helm".into(),
         version: Some(v("3.8.0")),
+        problem: None,
         managed: false,
     };
     let managed = Found {
         path: "/data/bin/helm".into(),
         version: Some(v("4.3.0")),
+        problem: None,
         managed: true,
     };
     assert_eq!(
@@ -259,4 +261,39 @@ fn real_host_a_mapped_port_held_by_another_process_is_reported_by_number_before_
     let calls = std::fs::read_to_string(bin.path().join("calls")).unwrap_or_default();
     assert!(!calls.contains("create"), "a cluster create was attempted: {calls}");
     drop(held);
+}
+
+#[test]
+fn real_host_a_tool_whose_version_command_crashes_blocks_with_a_fix() {
+    let project = TempDir::new("crashing-tool");
+    let state = TempDir::new("crashing-tool-state");
+    let bin = TempDir::new("crashing-tool-bin");
+    for (tool, script) in [
+        ("docker", "echo 'Docker version 28.2.2, build e6534b4'"),
+        // A Go panic instead of a version, with colour codes.
+        (
+            "kind",
+            "printf 'panic: runtime error: \\033[31minvalid memory address\\033[0m\\n' >&2; exit 2",
+        ),
+        ("helm", "echo 'v4.3.0+g1234'"),
+        ("kubectl", "echo '{\"clientVersion\":{\"gitVersion\":\"v1.36.4\"}}'"),
+    ] {
+        bin.write(tool, &format!("#!/bin/sh\n{script}\n"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.path().join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let (code, stdout, _) = devenv_with_path(&path, &["doctor"], &project, &state);
+    assert_eq!(code, 3, "{stdout}");
+    assert!(
+        stdout.contains("✗ tool kind: kind at")
+            && stdout.contains("does not work")
+            && stdout.contains("invalid memory address"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("version unknown") && !stdout.contains('\x1b'),
+        "{stdout}"
+    );
+    assert!(stdout.contains("help: reinstall it"), "{stdout}");
 }

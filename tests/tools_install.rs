@@ -16,6 +16,10 @@ enum Serve {
     Full(Vec<u8>),
     /// Announces the full length, sends `n` bytes, then closes.
     CutAfter(Vec<u8>, usize),
+    /// `302 Found` to this location.
+    Redirect(String),
+    /// Reads the request and never answers.
+    Stall,
 }
 
 struct Server {
@@ -57,6 +61,18 @@ impl Server {
                             body.len()
                         );
                         let _ = s.write_all(&body);
+                    }
+                    Some(Serve::Redirect(to)) => {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                    Some(Serve::Stall) => {
+                        std::thread::spawn(move || {
+                            std::thread::sleep(std::time::Duration::from_secs(120));
+                            drop(s);
+                        });
                     }
                     Some(Serve::CutAfter(body, cut)) => {
                         let _ = write!(
@@ -228,6 +244,142 @@ fn an_archived_tool_is_verified_then_extracted() {
     let out = lab.run(&["tools", "install", "helm"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(std::fs::read(bin(&lab).join("helm")).unwrap(), helm);
+    // Checked against the kept archive, whose sum is the pin: nothing downloaded.
+    let hits = server.hits();
+    let out = lab.run(&["tools", "install", "helm"]);
+    assert!(out.stderr.contains("already installed"), "{out:?}");
+    assert_eq!(server.hits(), hits);
+    // A binary changed behind devenv's back no longer is the archive's member.
+    std::fs::write(bin(&lab).join("helm"), b"tampered").unwrap();
+    let out = lab.run(&["tools", "install", "helm"]);
+    assert!(!out.stderr.contains("already installed"), "{out:?}");
+    assert_eq!(std::fs::read(bin(&lab).join("helm")).unwrap(), helm);
+}
+
+fn archive_with(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_size(if kind.is_file() { data.len() as u64 } else { 0 });
+        header.set_mode(0o755);
+        if !kind.is_file() {
+            header.set_link_name("/etc/passwd").unwrap();
+        }
+        header.set_cksum();
+        tar.append_data(&mut header, path, if kind.is_file() { *data } else { &[][..] })
+            .unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_link_in_the_archive_is_never_installed_as_the_binary() {
+    let p = platform();
+    for kind in [tar::EntryType::Symlink, tar::EntryType::Link] {
+        let server = Server::start();
+        let archive = archive_with(&[(&format!("{p}/helm"), kind, b"")]);
+        server.route(&format!("/helm-v4.3.0-{p}.tar.gz"), Serve::Full(archive.clone()));
+        let lab = Lab::new("dl-tar-link");
+        lab.project
+            .write("versions.yaml", &versions(&server, &"0".repeat(64), &sha(&archive)));
+        let out = lab.run(&["tools", "install", "helm"]);
+        assert_eq!(out.code, 1, "{kind:?}: {out:?}");
+        assert!(
+            out.stderr.contains("is not a regular file") && out.stderr.contains("nothing was installed"),
+            "{out:?}"
+        );
+        assert!(!bin(&lab).join("helm").exists());
+    }
+}
+
+#[test]
+fn an_archive_url_needs_the_binarys_path_in_it() {
+    let server = Server::start();
+    let lab = Lab::new("dl-tar-nopath");
+    let v = versions(&server, &"0".repeat(64), &"0".repeat(64)).replace("    archivePath: \"{os}-{arch}/helm\"\n", "");
+    lab.project.write("versions.yaml", &v);
+    let out = lab.run(&["tools", "install", "helm"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`archivePath` does not say which file in it is helm"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_replaced_binary_is_not_already_installed_whatever_a_marker_says() {
+    let server = Server::start();
+    let body = b"#!/bin/sh\necho kind v0.33.0\n".to_vec();
+    server.route(&format!("/kind-{}", platform()), Serve::Full(body.clone()));
+    let lab = Lab::new("dl-marker");
+    lab.project
+        .write("versions.yaml", &versions(&server, &sha(&body), &"0".repeat(64)));
+    assert_eq!(lab.run(&["tools", "install", "kind"]).code, 0);
+    // Replaced, with the marker earlier devenvs trusted rewritten to match.
+    let tampered = b"#!/bin/sh\necho pwned\n";
+    std::fs::write(bin(&lab).join("kind"), tampered).unwrap();
+    std::fs::write(
+        bin(&lab).join(".kind.installed"),
+        format!("0.33.0 {} {}\n", sha(&body), sha(tampered)),
+    )
+    .unwrap();
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("already installed"), "{out:?}");
+    assert_eq!(std::fs::read(bin(&lab).join("kind")).unwrap(), body);
+}
+
+#[test]
+fn urls_are_parsed_and_redirects_never_leave_for_plain_http_elsewhere() {
+    let lab = Lab::new("dl-urls");
+    for url in [
+        "http://127.0.0.1@10.1.2.3/kind",
+        "http://127.0.0.1.example.invalid/kind",
+        "http://10.1.2.3/kind",
+        "ftp://127.0.0.1/kind",
+    ] {
+        let v = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/versions.yaml"))
+            .unwrap()
+            .replace("https://kind.sigs.k8s.io/dl/v{version}/kind-{os}-{arch}", url);
+        lab.project.write("versions.yaml", &v);
+        let out = lab.run(&["tools", "install", "kind"]);
+        assert_eq!(out.code, 2, "{url}: {out:?}");
+        assert!(out.stderr.contains("tools.kind.url must be https://"), "{url}: {out:?}");
+    }
+    let server = Server::start();
+    server.route(
+        &format!("/kind-{}", platform()),
+        Serve::Redirect("http://10.1.2.3/kind".into()),
+    );
+    lab.project
+        .write("versions.yaml", &versions(&server, &"0".repeat(64), &"0".repeat(64)));
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("refused a redirect"), "{out:?}");
+    assert!(!bin(&lab).join("kind").exists());
+}
+
+#[test]
+fn a_server_that_never_answers_does_not_outlast_an_interrupt() {
+    let server = Server::start();
+    server.route(&format!("/kind-{}", platform()), Serve::Stall);
+    let lab = Lab::new("dl-stall");
+    lab.project
+        .write("versions.yaml", &versions(&server, &"0".repeat(64), &"0".repeat(64)));
+    let cancel = devenv::exec::Cancel::new();
+    let c = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        c.cancel(devenv::exec::Reason::Signal(devenv::error::Signal::Term));
+    });
+    let t = std::time::Instant::now();
+    let out = lab.run_with(&["tools", "install", "kind"], cancel);
+    assert_eq!(out.code, 143, "{out:?}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
 }
 
 #[test]

@@ -48,22 +48,44 @@ pub fn api_reaches_cli_engine(program: &str, vars: &std::collections::BTreeMap<S
 /// The `--format` given to `ps`: name, kind role label, state.
 pub const NODE_FORMAT: &str = "{{.Names}}\t{{.Label \"io.x-k8s.kind.role\"}}\t{{.State}}";
 
-pub fn parse_nodes(stdout: &str) -> Vec<NodeState> {
-    stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let mut f = l.split('\t');
-            let name = f.next().unwrap_or("").trim().to_string();
-            let role = f.next().unwrap_or("").trim().to_string();
-            let state = f.next().unwrap_or("").trim();
-            NodeState {
-                name,
-                role,
-                running: state == "running",
+/// The node containers `docker ps --format NODE_FORMAT` printed. Anything else (an error page,
+/// a proxy's answer, output of another format) is an error naming the line, never a node name
+/// devenv would then act on.
+pub fn parse_nodes(stdout: &str) -> Result<Vec<NodeState>> {
+    const STATES: &[&str] = &[
+        "created",
+        "restarting",
+        "running",
+        "removing",
+        "paused",
+        "exited",
+        "dead",
+    ];
+    let mut nodes = Vec::new();
+    for l in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split('\t').map(str::trim).collect();
+        let name_ok = |n: &str| {
+            n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        };
+        match f.as_slice() {
+            [name, role, state] if name_ok(name) && STATES.contains(state) => nodes.push(NodeState {
+                name: name.to_string(),
+                role: role.to_string(),
+                running: *state == "running",
+            }),
+            _ => {
+                return Err(Error::failed(
+                    format!(
+                        "`docker ps` printed a line that is not a container: {}",
+                        crate::process::tail(l, 1).trim()
+                    ),
+                    "check that `docker` on PATH is the Docker (or Podman) CLI: `docker ps --all` should list containers",
+                ));
             }
-        })
-        .collect()
+        }
+    }
+    Ok(nodes)
 }
 
 /// The `--format` given to `inspect` for each container's addresses on its networks.
@@ -153,11 +175,11 @@ impl ContainerEngine for DockerCli {
                 Err(_) => {}
             }
         }
-        Ok(parse_nodes(&self.cli(
+        parse_nodes(&self.cli(
             self.ps_cmd(label, value),
             cancel,
             "`docker info` should answer; `devenv doctor` checks",
-        )?))
+        )?)
     }
 
     fn remove(&self, names: &[String], cancel: &Cancel) -> Result<()> {

@@ -39,8 +39,9 @@ impl RealHost {
         }
     }
 
-    fn version_of(&self, tool: &str, path: &Path, cancel: &Cancel) -> Option<Version> {
-        let meta = std::fs::metadata(path).ok()?;
+    /// The tool's version, or why it could not be read (a crash, output with no version in it).
+    fn version_of(&self, tool: &str, path: &Path, cancel: &Cancel) -> std::result::Result<Version, String> {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let key = format!(
             "{}|{}|{}",
             path.display(),
@@ -54,20 +55,26 @@ impl RealHost {
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default()
         });
-        if let Some(v) = map.get(&key) {
-            return Version::parse(v);
+        if let Some(v) = map.get(&key).and_then(|v| Version::parse(v)) {
+            return Ok(v);
         }
         let cmd = Cmd::new(path.display().to_string())
             .args(tools::version_args(tool).iter().copied())
             .timeout(Duration::from_secs(15));
-        let out = self.runner.run(&cmd, cancel).ok()?;
-        let v = tools::version::find(&format!("{}\n{}", out.stdout, out.stderr))?;
+        let out = self.runner.run(&cmd, cancel).map_err(|e| e.to_string())?;
+        let v = tools::version::find(&format!("{}\n{}", out.stdout, out.stderr)).ok_or_else(|| {
+            format!(
+                "`{}` printed no version:\n{}",
+                cmd.display(),
+                crate::process::tail(&format!("{}\n{}", out.stdout, out.stderr), 4)
+            )
+        })?;
         map.insert(key, v.to_string());
         if let Some(dir) = self.cache_file.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let _ = std::fs::write(&self.cache_file, serde_json::to_string(map).unwrap_or_default());
-        Some(v)
+        Ok(v)
     }
 }
 
@@ -126,20 +133,21 @@ impl Host for RealHost {
             return f.clone();
         }
         let mut found = Vec::new();
-        if let Ok(p) = which::which_in(tool, Some(&self.path), &self.cwd) {
-            found.push(Found {
-                version: self.version_of(tool, &p, cancel),
+        let found_at = |p: PathBuf, managed: bool| {
+            let v = self.version_of(tool, &p, cancel);
+            Found {
+                version: v.as_ref().ok().copied(),
+                problem: v.err(),
                 path: p,
-                managed: false,
-            });
+                managed,
+            }
+        };
+        if let Ok(p) = which::which_in(tool, Some(&self.path), &self.cwd) {
+            found.push(found_at(p, false));
         }
         let managed = tools::managed_path(&self.bin_dir, tool);
         if managed.is_file() && !found.iter().any(|f| f.path == managed) {
-            found.push(Found {
-                version: self.version_of(tool, &managed, cancel),
-                path: managed,
-                managed: true,
-            });
+            found.push(found_at(managed, true));
         }
         self.found
             .lock()

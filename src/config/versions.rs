@@ -139,14 +139,22 @@ impl VersionsFile {
                 })?;
             }
             if let Some(u) = &t.url {
-                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                    .iter()
-                    .any(|p| u.value.starts_with(p));
-                if !u.value.starts_with("https://") && !loopback {
+                let expanded = crate::tools::install::expand(&u.value, &t.version.value);
+                if let Err(why) = crate::tools::install::check_url(&expanded) {
                     return Err(Error::config(
                         at(file, u),
-                        format!("tools.{name}.url must be https:// (plain http only to this machine)"),
+                        format!("tools.{name}.url must be https:// (plain http only to this machine): {why}"),
                         "use the project's https download URL",
+                    ));
+                }
+                let archive = [".tar.gz", ".tgz"].iter().any(|x| u.value.ends_with(x));
+                if archive && t.archive_path.is_none() {
+                    return Err(Error::config(
+                        at(file, u),
+                        format!(
+                            "tools.{name}.url is an archive, and `archivePath` does not say which file in it is {name}"
+                        ),
+                        "add `archivePath:` with the binary's path inside the archive, e.g. \"{os}-{arch}/helm\"",
                     ));
                 }
             }

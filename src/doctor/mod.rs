@@ -82,6 +82,16 @@ pub fn tools(host: &dyn Host, config: &Config, cancel: &Cancel) -> (Vec<Finding>
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "version unknown".into());
                 let place = if f.managed { "devenv's own copy" } else { "on PATH" };
+                // A tool whose own version command fails will not do better with real work.
+                if let Some(why) = &f.problem {
+                    findings.push(block(
+                        &check,
+                        format!("{tool} at {} does not work: {why}", f.path.display()),
+                        format!("reinstall it: {}", tools::install_hint(tool)),
+                    ));
+                    chosen.insert(tool.to_string(), f.path.clone());
+                    continue;
+                }
                 match (f.version, minimum) {
                     (Some(have), Some(min)) if have < min => findings.push(block(
                         &check,

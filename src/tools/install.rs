@@ -50,6 +50,47 @@ pub fn expand(pattern: &str, version: &str) -> String {
         .replace("{arch}", arch)
 }
 
+/// Whether devenv downloads from `url`: https anywhere, plain http only from this machine (a
+/// loopback address or `localhost`, as the URL parses, so `http://127.0.0.1@10.1.2.3/` is
+/// 10.1.2.3), and never with credentials in the URL.
+pub fn check_url(url: &str) -> std::result::Result<reqwest::Url, String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!("`{url}` carries credentials"));
+    }
+    let loopback = match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => return Err(format!("`{url}` names no host")),
+    };
+    match u.scheme() {
+        "https" => Ok(u),
+        "http" if loopback => Ok(u),
+        "http" => Err(format!("`{url}` is plain http to another machine")),
+        other => Err(format!("`{url}` is not https ({other})")),
+    }
+}
+
+/// Redirects are followed only to URLs devenv would download from itself, never from https down
+/// to plain http, and at most 10.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 10 {
+            return attempt.error("more than 10 redirects");
+        }
+        let downgrade = attempt.previous().iter().any(|u| u.scheme() == "https") && attempt.url().scheme() != "https";
+        if downgrade {
+            let to = attempt.url().to_string();
+            return attempt.error(format!("refused a redirect from https to {to}"));
+        }
+        match check_url(attempt.url().as_str()) {
+            Ok(_) => attempt.follow(),
+            Err(why) => attempt.error(format!("refused a redirect: {why}")),
+        }
+    })
+}
+
 /// Temporary files removed on every exit path unless kept.
 struct Scratch(Vec<PathBuf>);
 
@@ -87,16 +128,35 @@ fn io(path: &Path, e: std::io::Error) -> Error {
     )
 }
 
+/// Where an archived tool's verified download is kept, so that a later install can check the
+/// installed binary against it without trusting anything but the pinned sum.
+fn kept_archive(req: &Request) -> PathBuf {
+    req.bin_dir.join(format!(".{}-{}.archive", req.tool, req.version))
+}
+
+/// Whether `dest` is exactly what the pin gives: the pinned sum itself for a plain download, or
+/// the member of the kept archive whose sum is the pinned one.
+fn already_installed(req: &Request, dest: &Path) -> bool {
+    let Ok(installed) = std::fs::read(dest) else {
+        return false;
+    };
+    let want = req.sha256.to_lowercase();
+    match &req.archive_path {
+        None => hex(&Sha256::digest(&installed)) == want,
+        Some(member) => {
+            let archive = kept_archive(req);
+            sha256_file(&archive).as_deref() == Some(want.as_str())
+                && read_member(&archive, &expand(member, &req.version)).is_ok_and(|b| b == installed)
+        }
+    }
+}
+
 /// Installs `req`, reporting `(bytes so far, total if known)` as the download goes.
 pub fn install(req: &Request, cancel: &Cancel, progress: &dyn Fn(u64, Option<u64>)) -> Result<Outcome> {
     let dest = req.bin_dir.join(&req.tool);
-    let marker = req.bin_dir.join(format!(".{}.installed", req.tool));
-    // A second install of the same pin downloads nothing, if the binary is still the one installed.
-    if let (Ok(m), Some(now)) = (std::fs::read_to_string(&marker), sha256_file(&dest)) {
-        let f: Vec<&str> = m.split_whitespace().collect();
-        if f.len() == 3 && f[0] == req.version && f[1] == req.sha256 && f[2] == now {
-            return Ok(Outcome::AlreadyInstalled { path: dest });
-        }
+    // A second install of the same pin downloads nothing, if the binary is still the pinned one.
+    if already_installed(req, &dest) {
+        return Ok(Outcome::AlreadyInstalled { path: dest });
     }
     std::fs::create_dir_all(&req.bin_dir).map_err(|e| io(&req.bin_dir, e))?;
     let pid = std::process::id();
@@ -114,18 +174,21 @@ pub fn install(req: &Request, cancel: &Cancel, progress: &dyn Fn(u64, Option<u64
             "if the release really changed, check the sum on the project's release page before updating versions.yaml",
         ));
     }
+    // What becomes executable is the verified download itself, or a regular file from inside it.
     match &req.archive_path {
-        Some(member) => extract(&download, &expand(member, &req.version), &staged)?,
+        Some(member) => {
+            let binary = read_member(&download, &expand(member, &req.version))?;
+            let mut out = create_private(&staged).map_err(|e| io(&staged, e))?;
+            out.write_all(&binary).map_err(|e| io(&staged, e))?;
+            out.sync_all().map_err(|e| io(&staged, e))?;
+            std::fs::rename(&download, kept_archive(req)).map_err(|e| io(&kept_archive(req), e))?;
+        }
         None => std::fs::rename(&download, &staged).map_err(|e| io(&staged, e))?,
     }
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)).map_err(|e| io(&staged, e))?;
     std::fs::rename(&staged, &dest).map_err(|e| io(&dest, e))?;
-    let binary = sha256_file(&dest).unwrap_or_default();
-    std::fs::write(
-        &marker,
-        format!("{} {} {binary}\n", req.version, req.sha256.to_lowercase()),
-    )
-    .map_err(|e| io(&marker, e))?;
+    // Left by earlier devenvs, which trusted it: nothing reads it any more.
+    let _ = std::fs::remove_file(req.bin_dir.join(format!(".{}.installed", req.tool)));
     Ok(Outcome::Installed { bytes, path: dest })
 }
 
@@ -135,16 +198,25 @@ fn fetch(url: &str, to: &Path, cancel: &Cancel, progress: &dyn Fn(u64, Option<u6
         .build()
         .map_err(|e| Error::failed(e.to_string(), ""))?;
     let help = "check the network (and HTTPS_PROXY); the URL comes from versions.yaml";
-    rt.block_on(async {
+    let parsed = check_url(url).map_err(|why| {
+        Error::prerequisite(
+            format!("devenv will not download from it: {why}"),
+            "use the project's https download URL in versions.yaml",
+        )
+    })?;
+    rt.block_on(cancel.race(async {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(20))
+            // A server that stalls mid-body: each read waits at most this long.
+            .read_timeout(Duration::from_secs(30))
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| Error::failed(format!("cannot set up HTTPS: {e}"), ""))?;
-        let mut resp = client
-            .get(url)
-            .send()
+        // A server that never sends its headers.
+        let mut resp = tokio::time::timeout(Duration::from_secs(60), client.get(parsed).send())
             .await
-            .map_err(|e| Error::failed(format!("cannot download {url}: {e}"), help))?;
+            .map_err(|_| Error::failed(format!("cannot download {url}: no answer within 60s"), help))?
+            .map_err(|e| Error::failed(format!("cannot download {url}: {}", error_chain(&e)), help))?;
         if !resp.status().is_success() {
             return Err(Error::failed(
                 format!("cannot download {url}: the server answered {}", resp.status()),
@@ -163,7 +235,10 @@ fn fetch(url: &str, to: &Path, cancel: &Cancel, progress: &dyn Fn(u64, Option<u6
                 Err(_) => continue,
                 Ok(Err(e)) => {
                     return Err(Error::failed(
-                        format!("the download from {url} broke off after {bytes} bytes: {e}"),
+                        format!(
+                            "the download from {url} broke off after {bytes} bytes: {}",
+                            error_chain(&e)
+                        ),
                         help,
                     ));
                 }
@@ -185,10 +260,24 @@ fn fetch(url: &str, to: &Path, cancel: &Cancel, progress: &dyn Fn(u64, Option<u6
         }
         file.sync_all().map_err(|e| io(to, e))?;
         Ok((bytes, hex(&hasher.finalize())))
-    })
+    }))
 }
 
-fn extract(archive: &Path, member: &str, to: &Path) -> Result<()> {
+/// An error with its causes (reqwest's own message is only the outermost).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
+}
+
+/// The bytes of `member` in a .tar.gz, which must be a regular file there: a link in the archive
+/// would install an empty file, or one from elsewhere, under the pinned sum's name.
+fn read_member(archive: &Path, member: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
     let f = std::fs::File::open(archive).map_err(|e| io(archive, e))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
     let bad = |e: std::io::Error| Error::failed(format!("cannot read the archive: {e}"), "");
@@ -200,11 +289,20 @@ fn extract(archive: &Path, member: &str, to: &Path) -> Result<()> {
             .to_string_lossy()
             .trim_start_matches("./")
             .to_string();
-        if path == member {
-            let mut out = create_private(to).map_err(|e| io(to, e))?;
-            std::io::copy(&mut entry, &mut out).map_err(|e| io(to, e))?;
-            return Ok(());
+        if path != member {
+            continue;
         }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_contiguous()) {
+            return Err(Error::failed(
+                format!("`{member}` in the archive is not a regular file ({kind:?}); nothing was installed"),
+                "check `archivePath` in versions.yaml against the release's archive",
+            ));
+        }
+        // At most 512 MiB: no tool is larger, and a hostile archive cannot fill the disk.
+        let mut out = Vec::new();
+        entry.by_ref().take(512 << 20).read_to_end(&mut out).map_err(bad)?;
+        return Ok(out);
     }
     Err(Error::failed(
         format!("the archive has no `{member}`"),

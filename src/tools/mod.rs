@@ -53,13 +53,15 @@ pub fn install_hint(tool: &str) -> String {
 pub struct Found {
     pub path: PathBuf,
     pub version: Option<Version>,
+    /// Why the version could not be read: its version command failed, or printed no version.
+    pub problem: Option<String>,
     /// Installed by `devenv tools install` into devenv's bin dir.
     pub managed: bool,
 }
 
 /// Which copy devenv uses: the PATH one unless it is missing or older than `minimum`.
 pub fn choose(found: &[Found], minimum: Option<Version>) -> Option<&Found> {
-    let ok = |f: &&Found| minimum.is_none_or(|m| f.version.is_none_or(|v| v >= m));
+    let ok = |f: &&Found| f.problem.is_none() && minimum.is_none_or(|m| f.version.is_none_or(|v| v >= m));
     found
         .iter()
         .find(|f| !f.managed && ok(f))

@@ -1492,6 +1492,7 @@ impl Host for SimWorld {
         vec![crate::tools::Found {
             path: PathBuf::from(format!("/sim/bin/{tool}")),
             version,
+            problem: None,
             managed: false,
         }]
     }
