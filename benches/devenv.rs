@@ -5,7 +5,7 @@
 //! records the figures.
 
 use devenv::exec::Cancel;
-use devenv::world::sim::SimWorld;
+use devenv::sim::SimWorld;
 use devenv::world::{ClusterProvider, ClusterSpec, Helm, InstallSpec, Kube, KubeTarget, Prober};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -344,7 +344,7 @@ fn main() {
             .collect();
         s.clusters.insert(
             "devenv".into(),
-            devenv::world::sim::SimCluster {
+            devenv::sim::SimCluster {
                 nodes,
                 ..Default::default()
             },

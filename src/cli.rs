@@ -129,8 +129,8 @@ pub enum Command {
     },
     /// Print the variables that reach the environment (KUBECONFIG, DATABASE_URL, REDIS_URL, INGRESS_URL)
     Env {
-        #[arg(long, value_enum, default_value_t = crate::commands::env::Format::Sh)]
-        format: crate::commands::env::Format,
+        #[arg(long, value_enum, default_value_t = Format::Sh)]
+        format: Format,
     },
     /// Bring the environment up, run CMD with its variables, exit with CMD's status
     Run {
@@ -172,4 +172,13 @@ pub enum ToolsCommand {
         /// Tools to install (default: all four)
         tools: Vec<String>,
     },
+}
+
+/// `devenv env --format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Sh,
+    Fish,
+    Dotenv,
+    Json,
 }

@@ -3,10 +3,11 @@
 //! uses the containerd image store), stream it into `ctr import` on every node at once, then
 //! verify on each node. Policy only: the engine's image API is the `ImageTransport` trait.
 
-use crate::adapters::kind::CLUSTER_LABEL;
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
-use crate::world::{ContainerEngine, ImageTransport, LocalImage};
+use crate::world::{
+    CLUSTER_LABEL, ContainerEngine, ImageTransport, LoadOutcome as Outcome, LoadReport as Report, LocalImage,
+};
 use std::collections::BTreeMap;
 
 /// What containerd in a node calls an image: `myapp:dev` is `docker.io/library/myapp:dev`.
@@ -81,50 +82,6 @@ fn assess(t: &dyn ImageTransport, node: &str, img: &LocalImage, cancel: &Cancel)
     match node_image(t, node, &img.id, cancel)? {
         Some((id, tags)) if id == img.id && !tags.is_empty() => Ok(Need::Retag(tags[0].clone())),
         _ => Ok(Need::Missing),
-    }
-}
-
-/// What happened to one image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    AlreadyOnAll {
-        nodes: usize,
-    },
-    Loaded {
-        nodes: Vec<String>,
-        retagged: Vec<String>,
-        bytes: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub images: Vec<(String, Outcome)>,
-    /// Bytes sent to nodes in all.
-    pub bytes: u64,
-}
-
-impl Report {
-    pub fn lines(&self) -> Vec<String> {
-        self.images
-            .iter()
-            .map(|(name, o)| match o {
-                Outcome::AlreadyOnAll { nodes } => format!("{name}: already on all {nodes} node(s)"),
-                Outcome::Loaded { nodes, retagged, bytes } => {
-                    let mut parts = vec![];
-                    if !nodes.is_empty() {
-                        parts.push(format!("loaded into {} ({bytes} bytes)", nodes.join(", ")));
-                    }
-                    if !retagged.is_empty() {
-                        parts.push(format!(
-                            "tagged on {} (already there under another name)",
-                            retagged.join(", ")
-                        ));
-                    }
-                    format!("{name}: {}", parts.join("; "))
-                }
-            })
-            .collect()
     }
 }
 

@@ -19,6 +19,9 @@ pub mod probe;
 pub mod process;
 pub mod readiness;
 pub mod signals;
+/// The simulated world: only with the `sim` feature (tests and benchmarks), never in a release.
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod state;
 pub mod tools;
 pub mod world;

@@ -261,7 +261,7 @@ fn sim_a_component_that_never_got_ready_is_still_uninstalled_when_switched_off()
     let lab = Lab::new("adv-never-ready");
     lab.world.break_pods(
         "metrics-server",
-        devenv::world::sim::PodProblem {
+        devenv::sim::PodProblem {
             reason: "CrashLoopBackOff".into(),
             message: "back-off".into(),
             image: "registry.k8s.io/metrics-server/metrics-server:v0.8.0".into(),

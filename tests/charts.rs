@@ -28,7 +28,7 @@ mod common;
 use devenv::components::ComponentSpec;
 use devenv::config::names::ImageRef;
 use devenv::plan::{Desired, Selection};
-use devenv::world::sim::charts::{self, Rendered};
+use devenv::sim::charts::{self, Rendered};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 

@@ -24,7 +24,7 @@ fn every_malformed_config_is_reported_with_its_place_and_a_fix() {
         let expect = std::fs::read_to_string(case.join("expect")).unwrap();
         let mut lines = expect.lines();
         let (loc, msg) = (lines.next().unwrap(), lines.next().unwrap());
-        let world = devenv::world::sim::SimWorld::new();
+        let world = devenv::sim::SimWorld::new();
         let dir = format!("tests/config/{name}");
         let out = run_in(
             Path::new(env!("CARGO_MANIFEST_DIR")),
@@ -59,7 +59,7 @@ fn an_empty_directory_uses_the_built_in_defaults() {
     let out = run_in(
         empty.path(),
         state.path(),
-        Some(devenv::world::sim::SimWorld::new()),
+        Some(devenv::sim::SimWorld::new()),
         &["plan"],
         Default::default(),
     );
@@ -76,7 +76,7 @@ fn a_bad_name_flag_is_a_usage_error() {
     let out = run_in(
         empty.path(),
         empty.path(),
-        Some(devenv::world::sim::SimWorld::new()),
+        Some(devenv::sim::SimWorld::new()),
         &["plan", "-n", "Prod_DB"],
         Default::default(),
     );

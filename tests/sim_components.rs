@@ -63,7 +63,7 @@ fn sim_traefik_is_waited_for_by_the_label_its_chart_gives_and_a_broken_pod_fails
     lab.project.write("devenv.yaml", &devenv_yaml("ingress: traefik\n"));
     lab.world.break_pods(
         "traefik",
-        devenv::world::sim::PodProblem {
+        devenv::sim::PodProblem {
             reason: "ImagePullBackOff".into(),
             message: "Back-off pulling image \"docker.io/library/traefik:v3.7.11\"".into(),
             image: "docker.io/library/traefik:v3.7.11".into(),

@@ -6,7 +6,7 @@
 mod common;
 
 use common::Lab;
-use devenv::world::sim::Call;
+use devenv::sim::Call;
 
 fn overlap(a: &Call, b: &Call) -> bool {
     a.start_ms < b.end_ms && b.start_ms < a.end_ms
@@ -372,7 +372,7 @@ fn sim_a_prometheus_that_its_operator_cannot_start_fails_monitoring_naming_the_i
     let lab = Lab::new("opt-prom-pull");
     lab.world.break_pods(
         "prometheus",
-        devenv::world::sim::PodProblem {
+        devenv::sim::PodProblem {
             reason: "ImagePullBackOff".into(),
             message: "Back-off pulling image \"quay.io/prometheus/prometheus:v3.7.3\"".into(),
             image: "quay.io/prometheus/prometheus:v3.7.3".into(),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Lab, TempDir};
-use devenv::world::sim::SimWorld;
+use devenv::sim::SimWorld;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::TempDir;
-use devenv::world::sim::SimWorld;
+use devenv::sim::SimWorld;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -149,6 +149,8 @@ fn sim_after_a_sigkill_the_next_up_takes_the_lock_and_converges() {
     p.world().set_latency("helm.upgrade_install", 0);
     let (code, err) = p.run(&["up", "--no-wait"]);
     assert_eq!(code, 0, "{err}");
+    // A simulated run says so (and only a test build can make one).
+    assert!(err.contains("warning: this run uses the SIMULATED world"), "{err}");
     assert_eq!(p.run(&["status"]).0, 0);
 }
 

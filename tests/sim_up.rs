@@ -9,7 +9,7 @@ use devenv::error::Signal;
 use devenv::exec::{Cancel, Reason};
 use std::time::{Duration, Instant};
 
-fn overlap(a: &devenv::world::sim::Call, b: &devenv::world::sim::Call) -> bool {
+fn overlap(a: &devenv::sim::Call, b: &devenv::sim::Call) -> bool {
     a.start_ms < b.end_ms && b.start_ms < a.end_ms
 }
 
@@ -706,7 +706,7 @@ fn sim_an_image_that_cannot_be_pulled_names_the_pod_the_image_and_the_reason() {
     let lab = Lab::new("pull");
     lab.world.break_pods(
         "redis",
-        devenv::world::sim::PodProblem {
+        devenv::sim::PodProblem {
             reason: "ImagePullBackOff".into(),
             message: "Back-off pulling image \"docker.io/library/redis:8.10.1\"".into(),
             image: "docker.io/library/redis:8.10.1".into(),
@@ -745,7 +745,7 @@ fn sim_a_crashing_component_shows_its_last_log_lines() {
     let lab = Lab::new("crash");
     lab.world.break_pods(
         "postgresql",
-        devenv::world::sim::PodProblem {
+        devenv::sim::PodProblem {
             reason: "CrashLoopBackOff".into(),
             message: "back-off 40s restarting failed container".into(),
             image: "docker.io/library/postgres:18.6".into(),

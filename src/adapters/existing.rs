@@ -124,7 +124,7 @@ impl ClusterProvider for Existing {
         _images: &[String],
         _progress: &(dyn Fn(&str, u64) + Sync),
         _cancel: &Cancel,
-    ) -> Result<crate::images::Report> {
+    ) -> Result<crate::world::LoadReport> {
         Err(Error::usage(
             "devenv cannot load local images into an existing cluster",
             "push them to a registry the cluster pulls from, and remove `images:` from devenv.yaml",

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
-pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
+pub use crate::world::{CLUSTER_LABEL, ROLE_LABEL};
 const QUICK: Duration = Duration::from_secs(30);
 
 pub struct Kind {
@@ -149,7 +148,7 @@ impl ClusterProvider for Kind {
         images: &[String],
         progress: &(dyn Fn(&str, u64) + Sync),
         cancel: &Cancel,
-    ) -> Result<crate::images::Report> {
+    ) -> Result<crate::world::LoadReport> {
         let single_platform = self.transport.containerd_store(cancel)?;
         crate::images::load(
             self.engine.as_ref(),

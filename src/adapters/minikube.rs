@@ -185,8 +185,8 @@ impl ClusterProvider for Minikube {
         images: &[String],
         _progress: &(dyn Fn(&str, u64) + Sync),
         cancel: &Cancel,
-    ) -> Result<crate::images::Report> {
-        let mut report = crate::images::Report {
+    ) -> Result<crate::world::LoadReport> {
+        let mut report = crate::world::LoadReport {
             images: vec![],
             bytes: 0,
         };
@@ -202,7 +202,7 @@ impl ClusterProvider for Minikube {
             )?;
             report.images.push((
                 image.clone(),
-                crate::images::Outcome::Loaded {
+                crate::world::LoadOutcome::Loaded {
                     nodes: vec![name.to_string()],
                     retagged: vec![],
                     bytes: 0,

@@ -2,19 +2,11 @@
 //! prints the generated database password, because it was asked to.
 
 use super::App;
+pub use crate::cli::Format;
 use crate::components::Part;
 use crate::error::{Error, Result};
 use crate::plan::Desired;
-use clap::ValueEnum;
 use std::collections::BTreeMap;
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Sh,
-    Fish,
-    Dotenv,
-    Json,
-}
 
 /// KUBECONFIG, DATABASE_URL, REDIS_URL and INGRESS_URL for the environment.
 pub fn variables(app: &App) -> Result<BTreeMap<String, String>> {

@@ -41,7 +41,7 @@ pub fn run(app: &App, images: &[String], no_wait: bool) -> Result<()> {
     );
     if let Ok(r) = &report {
         for (_, outcome) in &r.images {
-            if let crate::images::Outcome::Loaded { nodes, .. } = outcome {
+            if let crate::world::LoadOutcome::Loaded { nodes, .. } = outcome {
                 for n in nodes {
                     app.reporter.progress(&format!("load:{n}"), String::new(), true);
                 }
@@ -54,10 +54,10 @@ pub fn run(app: &App, images: &[String], no_wait: bool) -> Result<()> {
     }
     for (image, outcome) in &report.images {
         let v = match outcome {
-            crate::images::Outcome::AlreadyOnAll { nodes } => {
+            crate::world::LoadOutcome::AlreadyOnAll { nodes } => {
                 serde_json::json!({"event": "image", "image": image, "result": "already-present", "nodes": nodes})
             }
-            crate::images::Outcome::Loaded { nodes, retagged, bytes } => {
+            crate::world::LoadOutcome::Loaded { nodes, retagged, bytes } => {
                 serde_json::json!({"event": "image", "image": image, "result": "loaded", "nodes": nodes, "retagged": retagged, "bytes": bytes})
             }
         };

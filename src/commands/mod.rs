@@ -121,8 +121,14 @@ impl App {
         if let Some(w) = &self.world {
             return Ok(w.clone());
         }
+        // Only a build with the `sim` feature (tests, benchmarks) has a simulated world to open;
+        // in a release build the variable does nothing. When it is used, the run says so.
+        #[cfg(feature = "sim")]
         if let Some(path) = self.vars.get("DEVENV_SIMULATE").filter(|p| !p.is_empty()) {
-            return Ok(crate::world::sim::SimWorld::open(&self.cwd.join(path))?.world());
+            self.reporter.warn(&format!(
+                "this run uses the SIMULATED world in {path} (DEVENV_SIMULATE, a test build): no cluster, chart or container is involved"
+            ));
+            return Ok(crate::sim::SimWorld::open(&self.cwd.join(path))?.world());
         }
         let system: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
         let host = Arc::new(crate::adapters::host::RealHost::new(

@@ -22,6 +22,18 @@ use crate::config::{Chart, Config, Driver};
 use crate::error::{Error, Result};
 use crate::world::{Probe, VolumeSpec, Workloads};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A short, stable digest of what makes something (a release, the cluster, the smoke run): each
+/// part length-prefixed, so that parts can never run into each other.
+pub fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
 
 /// A password devenv generates for the environment and keeps in `credentials.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +171,7 @@ impl ComponentSpec {
         ];
         parts.extend(self.values.iter().map(|v| v.text.as_str()));
         parts.push(&generated);
-        self.digest = crate::plan::desired::digest(&parts);
+        self.digest = digest(&parts);
         self
     }
 

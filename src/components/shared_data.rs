@@ -93,7 +93,7 @@ pub fn spec(cx: &Cx) -> Result<SharedSpec> {
         host_dir,
     };
     let host = sd.path.as_ref().map(|x| x.display().to_string()).unwrap_or_default();
-    let digest = crate::plan::desired::digest(&[
+    let digest = super::digest(&[
         &volume.name,
         &volume.namespace,
         &volume.claim,

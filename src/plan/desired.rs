@@ -1,12 +1,12 @@
 //! The desired environment, derived from the configuration alone (no I/O).
 
+pub use crate::components::digest;
 pub use crate::components::shared_data::{SHARED_MOUNT, SharedRecord, SharedSpec};
 use crate::components::{self, Cx};
 pub use crate::components::{ComponentSpec, ValuesSource};
 use crate::config::{Config, Driver, Ingress};
 use crate::error::{Error, Result};
 use crate::world::Probe;
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone)]
 pub struct Desired {
@@ -52,15 +52,6 @@ pub struct Selection {
     pub with: Vec<String>,
     /// Optional components switched off by `--without` on this command line.
     pub without: Vec<String>,
-}
-
-pub fn digest(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
 impl Desired {

@@ -1,14 +1,60 @@
 //! The external systems devenv talks to, each behind one small trait. `adapters/` holds the real
-//! implementations (kind, minikube, helm, kubectl, docker); `sim` holds the stateful test double:
-//! one simulated world shared by all of them, with latency and fault injection.
-
-pub mod sim;
+//! implementations (kind, minikube, helm, kubectl, docker); `crate::sim` (tests and benchmarks
+//! only) the stateful test double: one simulated world shared by all of them.
 
 use crate::error::Result;
 use crate::exec::Cancel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// The labels kind gives its node containers: the cluster's name, and the node's role.
+pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
+
+/// What loading did to one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    AlreadyOnAll {
+        nodes: usize,
+    },
+    Loaded {
+        nodes: Vec<String>,
+        retagged: Vec<String>,
+        bytes: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    pub images: Vec<(String, LoadOutcome)>,
+    /// Bytes sent to nodes in all.
+    pub bytes: u64,
+}
+
+impl LoadReport {
+    pub fn lines(&self) -> Vec<String> {
+        self.images
+            .iter()
+            .map(|(name, o)| match o {
+                LoadOutcome::AlreadyOnAll { nodes } => format!("{name}: already on all {nodes} node(s)"),
+                LoadOutcome::Loaded { nodes, retagged, bytes } => {
+                    let mut parts = vec![];
+                    if !nodes.is_empty() {
+                        parts.push(format!("loaded into {} ({bytes} bytes)", nodes.join(", ")));
+                    }
+                    if !retagged.is_empty() {
+                        parts.push(format!(
+                            "tagged on {} (already there under another name)",
+                            retagged.join(", ")
+                        ));
+                    }
+                    format!("{name}: {}", parts.join("; "))
+                }
+            })
+            .collect()
+    }
+}
 
 /// A node container as the container engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +141,7 @@ pub trait ClusterProvider: Send + Sync {
         images: &[String],
         progress: &(dyn Fn(&str, u64) + Sync),
         cancel: &Cancel,
-    ) -> Result<crate::images::Report>;
+    ) -> Result<LoadReport>;
     /// The names of all clusters of this provider on this machine.
     fn list(&self, cancel: &Cancel) -> Result<Vec<String>>;
 }

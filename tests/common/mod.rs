@@ -4,7 +4,7 @@
 pub mod render;
 
 use devenv::exec::Cancel;
-use devenv::world::sim::SimWorld;
+use devenv::sim::SimWorld;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! Reading what real Helm rendered (`../shared/samples/charts/*/rendered*.yaml`) into the same
-//! facts the simulated world's chart models produce (`devenv::world::sim::charts::Rendered`), so
+//! facts the simulated world's chart models produce (`devenv::sim::charts::Rendered`), so
 //! that the two can be compared.
 
-use devenv::world::sim::charts::{Ingress, Rendered, Service, Workload};
+use devenv::sim::charts::{Ingress, Rendered, Service, Workload};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
-//! The simulated world: clusters, nodes, releases, images and devenv's applied record, shared by
-//! every test double, with per-operation latency, fault injection and a log of every call.
+//! The simulated world: clusters, nodes, releases, images and devenv's records, shared by every
+//! test double, with per-operation latency, fault injection and a log of every call. Compiled only
+//! with the `sim` feature, which `cargo test` and `cargo bench` turn on and a release build
+//! (`cargo install`) does not have: no simulator ships in the product.
 //!
 //! In memory for in-process tests; with `DEVENV_SIMULATE=<file>` the state lives in a JSON file
 //! (locked per operation) so that separate `devenv` processes — and a process killed mid-run —
@@ -8,9 +10,10 @@
 
 pub mod charts;
 
-use super::*;
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
+use crate::world::*;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -634,7 +637,7 @@ impl ClusterProvider for SimWorld {
         images: &[String],
         progress: &(dyn Fn(&str, u64) + Sync),
         cancel: &Cancel,
-    ) -> Result<crate::images::Report> {
+    ) -> Result<crate::world::LoadReport> {
         crate::images::load(self, self, name, images, false, progress, cancel)
     }
 }
