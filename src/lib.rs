@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod components;
 pub mod config;
+pub mod context;
 pub mod doctor;
 pub mod error;
 pub mod exec;
@@ -23,6 +24,7 @@ pub mod signals;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod state;
+pub mod steps;
 pub mod tools;
 pub mod world;
 

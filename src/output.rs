@@ -141,6 +141,17 @@ impl Reporter {
         let _ = e.flush();
     }
 
+    /// A question for the user on the terminal (devenv asks only when stdin is one), on stderr
+    /// without a newline, clear of the progress lines.
+    pub fn prompt(&self, text: &str) {
+        if let Some(m) = &self.multi {
+            m.clear().ok();
+        }
+        let mut e = self.err.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = write!(e, "{}", sanitize(text));
+        let _ = e.flush();
+    }
+
     pub fn info(&self, text: &str) {
         match self.mode {
             Mode::Json => self.json(serde_json::json!({"event": "info", "message": text})),

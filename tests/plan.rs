@@ -4,7 +4,7 @@
 mod common;
 
 use devenv::config::{self, Overrides};
-use devenv::plan::{self, Action, Desired, Kind, Observed, Options, Selection};
+use devenv::plan::{self, Action, Change, Desired, Observed, Options, Selection};
 use devenv::world::{Applied, ClusterState, NodeState, ReleaseInfo};
 use std::path::Path;
 
@@ -60,24 +60,24 @@ fn converged(d: &Desired) -> Observed {
     }
 }
 
-fn kinds(p: &plan::Plan) -> Vec<(String, Kind)> {
-    p.steps.iter().map(|s| (s.id.clone(), s.kind)).collect()
+fn kinds(p: &plan::Plan) -> Vec<(String, Change)> {
+    p.steps.iter().map(|s| (s.id.to_string(), s.change)).collect()
 }
 
 #[test]
 fn a_fresh_environment_creates_everything_then_runs_the_smoke_tests() {
     let d = defaults();
     let p = plan::plan(&d, &absent(), Options::default());
-    let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+    let ids: Vec<String> = p.steps.iter().map(|s| s.id.to_string()).collect();
     // The create writes the kubeconfig and waits for the nodes itself: no separate step.
     assert_eq!(ids, ["cluster", "ingress-nginx", "postgresql", "redis", "smoke"]);
-    assert!(p.steps[..4].iter().all(|s| s.kind == Kind::Create));
-    assert_eq!(p.steps[4].kind, Kind::Run);
+    assert!(p.steps[..4].iter().all(|s| s.change == Change::Create));
+    assert_eq!(p.steps[4].change, Change::Run);
     // Components wait only for the cluster (and its kubeconfig), not for each other.
     for c in ["ingress-nginx", "postgresql", "redis"] {
         assert_eq!(
             p.steps.iter().find(|s| s.id == c).unwrap().deps,
-            vec!["cluster".to_string(), "kubeconfig".to_string()]
+            vec![plan::StepId::Cluster, plan::StepId::Kubeconfig]
         );
     }
     assert!(p.steps.iter().all(|s| !s.reason.is_empty()));
@@ -101,17 +101,17 @@ fn a_changed_cluster_config_is_kept_and_explained_unless_recreate() {
         .entries
         .insert("cluster".into(), "older".into());
     let p = plan::plan(&d, &o, Options::default());
-    assert_eq!(p.steps[0].kind, Kind::Keep);
+    assert_eq!(p.steps[0].change, Change::Keep);
     assert!(p.notes[0].contains("--recreate"), "{:?}", p.notes);
     let p = plan::plan(&d, &o, Options { recreate: true });
-    assert_eq!(p.steps[0].kind, Kind::Recreate);
+    assert_eq!(p.steps[0].change, Change::Recreate);
     assert!(p.steps[0].reason.contains("different kind-config.yaml"));
     // Everything in a recreated cluster is installed again.
     assert!(
         p.steps
             .iter()
-            .filter(|s| ["ingress-nginx", "postgresql", "redis"].contains(&s.id.as_str()))
-            .all(|s| s.kind == Kind::Create)
+            .filter(|s| ["ingress-nginx", "postgresql", "redis"].contains(&s.id.to_string().as_str()))
+            .all(|s| s.change == Change::Create)
     );
 }
 
@@ -122,7 +122,7 @@ fn a_release_left_pending_by_an_interrupted_run_is_recovered() {
     o.releases.iter_mut().find(|r| r.name == "postgresql").unwrap().status = "pending-install".into();
     let p = plan::plan(&d, &o, Options::default());
     let s = p.steps.iter().find(|s| s.id == "postgresql").unwrap();
-    assert_eq!(s.kind, Kind::Recover);
+    assert_eq!(s.change, Change::Recover);
     assert!(matches!(s.action, Action::RecoverAndInstall(..)));
     assert!(s.reason.contains("pending-install"));
 }
@@ -139,7 +139,7 @@ fn exited_nodes_are_started_not_recreated() {
         }],
     };
     let p = plan::plan(&d, &o, Options::default());
-    assert_eq!(p.steps[0].kind, Kind::Start);
+    assert_eq!(p.steps[0].change, Change::Start);
     assert!(p.steps[0].reason.contains("devenv-control-plane"));
 }
 
@@ -157,8 +157,8 @@ fn a_changed_values_file_upgrades_only_that_component() {
     let changed: Vec<_> = p
         .steps
         .iter()
-        .filter(|s| s.kind.mutates())
-        .map(|s| s.id.as_str())
+        .filter(|s| s.change.mutates())
+        .map(|s| s.id.to_string())
         .collect();
     assert_eq!(changed, ["redis", "smoke"]);
     assert!(
@@ -180,8 +180,8 @@ fn switching_the_ingress_removes_the_old_one_devenv_installed() {
     let after = desired_in(dir.path(), Selection::default());
     let p = plan::plan(&after, &o, Options::default());
     let k = kinds(&p);
-    assert!(k.contains(&("remove-ingress-nginx".into(), Kind::Delete)), "{k:?}");
-    assert!(k.contains(&("traefik".into(), Kind::Create)), "{k:?}");
+    assert!(k.contains(&("remove-ingress-nginx".into(), Change::Delete)), "{k:?}");
+    assert!(k.contains(&("traefik".into(), Change::Create)), "{k:?}");
 }
 
 #[test]
@@ -196,7 +196,7 @@ fn only_and_skip_limit_the_components_and_name_typos() {
         },
     );
     let p = plan::plan(&d, &absent(), Options::default());
-    let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+    let ids: Vec<String> = p.steps.iter().map(|s| s.id.to_string()).collect();
     assert_eq!(ids, ["cluster", "postgresql"]);
     let c = config::load(dir.path(), Path::new("."), &Overrides::default()).unwrap();
     let err = Desired::from_config(
@@ -218,7 +218,7 @@ fn smoke_tests_rerun_when_they_have_not_passed_since_the_last_change() {
     o.applied.as_mut().unwrap().entries.remove("smoke");
     let p = plan::plan(&d, &o, Options::default());
     let k = kinds(&p);
-    assert_eq!(k.last().unwrap(), &("smoke".to_string(), Kind::Run));
+    assert_eq!(k.last().unwrap(), &("smoke".to_string(), Change::Run));
     assert_eq!(p.changes(), 1);
 }
 

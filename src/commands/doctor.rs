@@ -5,10 +5,11 @@ use crate::doctor::{self, Level};
 use crate::error::{Error, Result};
 
 pub fn run(app: &App) -> Result<()> {
-    let config = app.config()?;
-    let state = app.state(&config);
-    let world = app.world(&config, &state)?;
-    let findings = doctor::all(&world, &config, &app.vars, &app.cancel);
+    let ctx = crate::context::Context::new(app, None)?;
+    let config = &ctx.config;
+    // The tools as this command found them, then every other check.
+    let mut findings = ctx.tools.clone();
+    findings.extend(doctor::host_checks(&ctx.world, config, &app.vars, &app.cancel));
     let mut text = format!(
         "devenv doctor for environment `{}` ({})\n",
         config.project.name,

@@ -5,7 +5,6 @@ use super::{App, target};
 use crate::config::Driver;
 use crate::error::{Error, Result};
 use crate::exec::{Status, StepResult};
-use crate::plan::Desired;
 use crate::state::State;
 use crate::world::{ClusterState, World};
 use std::time::{Duration, Instant};
@@ -16,14 +15,12 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
 
 /// `down` with its own cancellation token (`devenv run` tears down after a signal ended the command).
 pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Cancel) -> Result<()> {
-    let config = app.config()?;
-    let state = app.state(&config);
-    let desired = Desired::from_config(&config, &super::plan::selection(&state, None)?)?;
-    let world = app.world(&config, &state)?;
+    let ctx = crate::context::Context::new(app, None)?;
+    let (config, state, desired, world) = (&ctx.config, &ctx.state, &ctx.desired, &ctx.world);
     let lock = state.lock(no_wait, cancel, |m| app.reporter.info(m))?;
     // Before anything is removed: how PostgreSQL's files will be (refused if they cannot be).
     let helper = if purge {
-        purge_helper(&world, &config, &state, cancel)?
+        purge_helper(world, config, state, cancel)?
     } else {
         None
     };
@@ -42,14 +39,14 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
             false
         }
         ClusterState::Present { .. } if config.project.driver == Driver::Existing => {
-            remove_installed(app, &world, &state, name, cancel)?
+            remove_installed(app, world, state, name, cancel)?
         }
         ClusterState::Present { .. } => {
             step(app, "cluster", &format!("delete cluster {name}"), || {
                 world.cluster.delete(name, cancel)
             })?;
             if config.project.driver == Driver::Kind {
-                remove_leftover_nodes(app, &world, name, cancel)?;
+                remove_leftover_nodes(app, world, name, cancel)?;
             }
             true
         }
@@ -58,7 +55,7 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
     drop(lock);
     if purge && state.dir.exists() {
         if let Some(image) = &helper {
-            remove_data_as_root(app, &world, &state, image, cancel)?;
+            remove_data_as_root(app, world, state, image, cancel)?;
         }
         std::fs::remove_dir_all(&state.dir)
             .map_err(|e| Error::failed(format!("cannot remove {}: {e}", state.dir.display()), ""))?;

@@ -5,14 +5,11 @@ use super::App;
 pub use crate::cli::Format;
 use crate::components::Part;
 use crate::error::{Error, Result};
-use crate::plan::Desired;
 use std::collections::BTreeMap;
 
 /// KUBECONFIG, DATABASE_URL, REDIS_URL and INGRESS_URL for the environment.
 pub fn variables(app: &App) -> Result<BTreeMap<String, String>> {
-    let config = app.config()?;
-    let state = app.state(&config);
-    let desired = Desired::from_config(&config, &super::plan::selection(&state, None)?)?;
+    let crate::context::Base { state, desired, .. } = crate::context::Base::new(app, None)?;
     if !state.kubeconfig().is_file() {
         return Err(Error::failed(
             format!(

@@ -11,7 +11,7 @@ pub fn run(app: &App, images: &[String], no_wait: bool) -> Result<()> {
             .map_err(|m| Error::usage(m, "name the image with its tag, e.g. myapp:dev"))?;
     }
     let state = app.state(&config);
-    let world = app.world(&config, &state)?;
+    let (world, _) = app.world(&config, &state)?;
     let _lock = state.lock(no_wait, &app.cancel, |m| app.reporter.info(m))?;
     let name = &config.project.name;
     match world.cluster.observe(name, &app.cancel)? {

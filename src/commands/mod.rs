@@ -7,7 +7,6 @@ pub mod init;
 pub mod load;
 pub mod plan;
 pub mod run_cmd;
-pub mod smoke;
 pub mod status;
 pub mod test;
 pub mod tools;
@@ -65,16 +64,18 @@ impl App {
         State::new(&crate::state::base_dir(&self.vars), &config.project.name)
     }
 
-    pub fn world(&self, config: &Config, state: &State) -> Result<World> {
+    /// The world for this command, and the tools the driver needs as devenv found them (once:
+    /// the real world runs the tools chosen here, and `doctor` and `up` report on the findings).
+    pub fn world(&self, config: &Config, state: &State) -> Result<(World, Vec<crate::doctor::Finding>)> {
         // Checked before anything else, whichever world serves the run.
         if config.project.driver == Driver::Existing {
             self.existing_context(config)?;
         }
-        let world = self.make_world(config, state)?;
+        let (world, tools) = self.make_world(config, state)?;
         if config.project.driver == Driver::Existing {
             self.pin_existing_context(&world, config, state)?;
         }
-        Ok(world)
+        Ok((world, tools))
     }
 
     /// `--driver existing`: the context as the user's kubeconfig has it now becomes devenv's copy
@@ -117,9 +118,10 @@ impl App {
         state.write_private("kubeconfig", &text).map(|_| ())
     }
 
-    fn make_world(&self, config: &Config, state: &State) -> Result<World> {
+    fn make_world(&self, config: &Config, state: &State) -> Result<(World, Vec<crate::doctor::Finding>)> {
         if let Some(w) = &self.world {
-            return Ok(w.clone());
+            let tools = crate::doctor::tools(w.host.as_ref(), config, &self.cancel).0;
+            return Ok((w.clone(), tools));
         }
         // Only a build with the `sim` feature (tests, benchmarks) has a simulated world to open;
         // in a release build the variable does nothing. When it is used, the run says so.
@@ -128,7 +130,9 @@ impl App {
             self.reporter.warn(&format!(
                 "this run uses the SIMULATED world in {path} (DEVENV_SIMULATE, a test build): no cluster, chart or container is involved"
             ));
-            return Ok(crate::sim::SimWorld::open(&self.cwd.join(path))?.world());
+            let w = crate::sim::SimWorld::open(&self.cwd.join(path))?.world();
+            let tools = crate::doctor::tools(w.host.as_ref(), config, &self.cancel).0;
+            return Ok((w, tools));
         }
         let system: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
         let host = Arc::new(crate::adapters::host::RealHost::new(
@@ -137,7 +141,7 @@ impl App {
             &self.cwd,
         ));
         // Each tool as devenv chose it (PATH, or its managed copy when that one is missing or too old).
-        let (_, programs) = crate::doctor::tools(host.as_ref(), config, &self.cancel);
+        let (tools, programs) = crate::doctor::tools(host.as_ref(), config, &self.cancel);
         let managed = crate::tools::bin_dir(&self.vars);
         for (tool, path) in &programs {
             if path.starts_with(&managed) {
@@ -175,7 +179,7 @@ impl App {
                 kubeconfig: state.kubeconfig(),
             }),
         };
-        Ok(World {
+        let world = World {
             images: Arc::new(crate::adapters::image_api::DockerApi),
             host,
             engine,
@@ -183,7 +187,8 @@ impl App {
             helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
             kube: Arc::new(crate::adapters::kubeapi::KubeApi),
             prober: Arc::new(crate::adapters::probe::ServiceProber),
-        })
+        };
+        Ok((world, tools))
     }
 
     /// The context for `--driver existing`: named, never empty (kubectl would take an empty one

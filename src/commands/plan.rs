@@ -3,39 +3,7 @@
 use super::App;
 use crate::cli::SelectArgs;
 use crate::error::Result;
-use crate::plan::{self, Desired, Plan, Selection};
-
-/// What a command acts on: its flags, and the optional components `--with` switched on before
-/// (remembered in the state dir) plus this command line's `--with`, less its `--without`.
-pub fn selection(state: &crate::state::State, s: Option<&SelectArgs>) -> Result<Selection> {
-    // A name this devenv does not know (a newer one wrote it, or a hand edit) is not the user's typo now.
-    let mut with: Vec<String> = state
-        .remembered_with()
-        .into_iter()
-        .filter(|n| crate::config::project::OPTIONAL.contains(&n.as_str()))
-        .collect();
-    let mut sel = Selection::default();
-    if let Some(s) = s {
-        for n in &s.with {
-            if s.without.contains(n) {
-                return Err(crate::error::Error::usage(
-                    format!("--with {n} and --without {n} contradict each other"),
-                    "keep one of them",
-                ));
-            }
-            if !with.contains(n) {
-                with.push(n.clone());
-            }
-        }
-        with.retain(|n| !s.without.contains(n));
-        sel.only = s.only.clone();
-        sel.skip = s.skip.clone();
-        sel.no_test = s.no_test;
-        sel.without = s.without.clone();
-    }
-    sel.with = with;
-    Ok(sel)
-}
+use crate::plan::{self, Plan};
 
 pub fn render(p: &Plan) -> String {
     let mut out = format!(
@@ -48,8 +16,8 @@ pub fn render(p: &Plan) -> String {
     for s in &p.steps {
         out.push_str(&format!(
             "  {} {:<8} {:<width$}  {}\n",
-            s.kind.sign(),
-            s.kind.word(),
+            s.change.sign(),
+            s.change.word(),
             s.target,
             s.reason
         ));
@@ -68,12 +36,10 @@ pub fn to_json(p: &Plan) -> serde_json::Value {
 }
 
 pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
-    let config = app.config()?;
-    let state = app.state(&config);
-    let desired = Desired::from_config(&config, &selection(&state, Some(select))?)?;
-    let world = app.world(&config, &state)?;
+    let ctx = crate::context::Context::new(app, Some(select))?;
+    let desired = &ctx.desired;
     // `plan` works before anything is installed: what cannot be observed is assumed absent, and said.
-    let (observed, blind) = match super::observe(&world, &state, &desired, true, &app.cancel) {
+    let (observed, blind) = match ctx.observe(true) {
         Ok(o) => (o, None),
         Err(e @ crate::error::Error::Prerequisite { .. }) => (
             plan::Observed {
@@ -89,7 +55,7 @@ pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     let mut p = plan::plan(
-        &desired,
+        desired,
         &observed,
         plan::Options {
             recreate: select.recreate,

@@ -1,22 +1,14 @@
 //! `devenv status`: cluster, nodes and components; exit 0 only when all is healthy.
 
-use super::{App, observe};
+use super::App;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::plan::{Desired, Selection};
 use crate::world::ClusterState;
 
 pub fn run(app: &App) -> Result<()> {
-    let config = app.config()?;
-    let state = app.state(&config);
-    let desired = Desired::from_config(
-        &config,
-        &Selection {
-            no_test: true,
-            ..super::plan::selection(&state, None)?
-        },
-    )?;
-    let world = app.world(&config, &state)?;
-    let o = observe(&world, &state, &desired, true, &app.cancel)?;
+    let ctx = Context::new(app, None)?;
+    let (state, desired, world) = (&ctx.state, &ctx.desired, &ctx.world);
+    let o = ctx.observe(true)?;
     let mut problems = Vec::new();
     let mut text = format!("environment: {} ({})\n", desired.name, desired.driver.as_str());
     let mut nodes_json = Vec::new();
@@ -40,8 +32,7 @@ pub fn run(app: &App) -> Result<()> {
             if !state.kubeconfig().is_file() {
                 problems.push("devenv's kubeconfig for it is missing; `devenv up` writes it again".to_string());
             } else if o.cluster.stopped_nodes().is_empty() {
-                let t = super::target(&world, &state, &desired.name);
-                match world.kube.server_version(&t, &app.cancel) {
+                match world.kube.server_version(&ctx.target, &app.cancel) {
                     Ok(v) => {
                         text.push_str(&format!("kubernetes:  {v}\n"));
                         version = Some(v);

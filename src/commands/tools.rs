@@ -9,7 +9,7 @@ pub const MANAGED: &[&str] = &["kind", "helm", "kubectl", "minikube"];
 pub fn list(app: &App) -> Result<()> {
     let config = app.config()?;
     let state = app.state(&config);
-    let world = app.world(&config, &state)?;
+    let (world, _) = app.world(&config, &state)?;
     let mut text = String::from("tool      pinned    minimum   found\n");
     for tool in MANAGED {
         let pin = &config.versions.tools[*tool];

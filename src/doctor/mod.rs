@@ -395,9 +395,9 @@ pub fn minikube_driver(host: &dyn Host, config: &Config, cancel: &Cancel) -> Vec
 }
 
 /// Everything `devenv doctor` checks.
-pub fn all(world: &World, config: &Config, vars: &BTreeMap<String, String>, cancel: &Cancel) -> Vec<Finding> {
-    let mut f = tools(world.host.as_ref(), config, cancel).0;
-    f.extend(engine(world.host.as_ref(), config, cancel));
+/// Every check but the tools' (which the command's context found already).
+pub fn host_checks(world: &World, config: &Config, vars: &BTreeMap<String, String>, cancel: &Cancel) -> Vec<Finding> {
+    let mut f = engine(world.host.as_ref(), config, cancel);
     f.extend(minikube_driver(world.host.as_ref(), config, cancel));
     f.extend(ports(world.host.as_ref(), config));
     f.extend(limits(world.host.as_ref(), vars));

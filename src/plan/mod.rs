@@ -22,13 +22,102 @@ pub struct Observed {
     pub images_missing: Option<Vec<String>>,
 }
 
+/// A step of the plan, by what it is of (its `Display` is the id `plan -o json` shows and the
+/// executor orders by).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StepId {
+    Cluster,
+    Kubeconfig,
+    Images,
+    /// Install, upgrade or keep a component (the release name).
+    Component(String),
+    /// Uninstall a component switched off (the release name).
+    Remove(String),
+    Shared,
+    RemoveShared,
+    Smoke,
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepId::Cluster => f.write_str("cluster"),
+            StepId::Kubeconfig => f.write_str("kubeconfig"),
+            StepId::Images => f.write_str("images"),
+            StepId::Component(n) => f.write_str(n),
+            StepId::Remove(n) => write!(f, "remove-{n}"),
+            StepId::Shared => f.write_str("shared-data"),
+            StepId::RemoveShared => f.write_str("remove-shared-data"),
+            StepId::Smoke => f.write_str("smoke"),
+        }
+    }
+}
+
+/// A step id compares equal to the id it displays as (`StepId::Remove("redis") == "remove-redis"`).
+impl PartialEq<&str> for StepId {
+    fn eq(&self, other: &&str) -> bool {
+        let id = self.to_string();
+        id.as_str() == *other
+    }
+}
+
+impl Serialize for StepId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A key of devenv's record in the cluster (`kube-system/devenv-<env>`), with the value each
+/// holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKey {
+    /// The record's format: [`crate::commands::RECORD_FORMAT`].
+    Format,
+    /// The digest of what the cluster was built from.
+    Cluster,
+    /// The node paths the cluster was created with, comma-separated.
+    Mounts,
+    /// The digest of the smoke run that last passed.
+    Smoke,
+    /// A component's digest, or [`INSTALLING`] while its first install runs.
+    Component(String),
+    /// The shared volume devenv made ([`desired::SharedSpec::record`]).
+    SharedVolume,
+}
+
+impl RecordKey {
+    pub fn key(&self) -> String {
+        match self {
+            RecordKey::Format => "format".into(),
+            RecordKey::Cluster => "cluster".into(),
+            RecordKey::Mounts => "mounts".into(),
+            RecordKey::Smoke => "smoke".into(),
+            RecordKey::Component(n) => format!("component.{n}"),
+            RecordKey::SharedVolume => "volume.shared-data".into(),
+        }
+    }
+
+    /// The component a key is of, for `component.<name>`.
+    pub fn component_of(key: &str) -> Option<&str> {
+        key.strip_prefix("component.")
+    }
+}
+
+impl Applied {
+    /// The value recorded under `key`.
+    pub fn get(&self, key: &RecordKey) -> Option<&String> {
+        self.entries.get(&key.key())
+    }
+}
+
 /// A component's record while its first install runs (its digest once it is ready): devenv
 /// installed it even if it never got ready.
 pub const INSTALLING: &str = "installing";
 
+/// What a step does to its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum Change {
     Create,
     Upgrade,
     Keep,
@@ -39,34 +128,34 @@ pub enum Kind {
     Run,
 }
 
-impl Kind {
+impl Change {
     pub fn word(self) -> &'static str {
         match self {
-            Kind::Create => "create",
-            Kind::Upgrade => "upgrade",
-            Kind::Keep => "keep",
-            Kind::Recreate => "recreate",
-            Kind::Delete => "delete",
-            Kind::Start => "start",
-            Kind::Recover => "recover",
-            Kind::Run => "run",
+            Change::Create => "create",
+            Change::Upgrade => "upgrade",
+            Change::Keep => "keep",
+            Change::Recreate => "recreate",
+            Change::Delete => "delete",
+            Change::Start => "start",
+            Change::Recover => "recover",
+            Change::Run => "run",
         }
     }
     pub fn sign(self) -> char {
         match self {
-            Kind::Create => '+',
-            Kind::Upgrade => '~',
-            Kind::Keep => '=',
-            Kind::Recreate => '!',
-            Kind::Delete => '-',
-            Kind::Start => '^',
-            Kind::Recover => '*',
-            Kind::Run => '>',
+            Change::Create => '+',
+            Change::Upgrade => '~',
+            Change::Keep => '=',
+            Change::Recreate => '!',
+            Change::Delete => '-',
+            Change::Start => '^',
+            Change::Recover => '*',
+            Change::Run => '>',
         }
     }
     /// Whether the step changes anything.
     pub fn mutates(self) -> bool {
-        !matches!(self, Kind::Keep)
+        !matches!(self, Change::Keep)
     }
 }
 
@@ -78,10 +167,10 @@ pub enum Action {
     StartCluster,
     /// Write devenv's kubeconfig for an existing cluster.
     WriteKubeconfig,
-    /// Install or upgrade the component at this index of `Desired::components`.
-    Install(usize),
-    /// Clear a stuck release, then install the component at this index.
-    RecoverAndInstall(ReleaseInfo, usize),
+    /// Install or upgrade the component of this name in `Desired::components`.
+    Install(String),
+    /// Clear a stuck release, then install the component of this name.
+    RecoverAndInstall(ReleaseInfo, String),
     Uninstall {
         release: String,
         namespace: String,
@@ -100,11 +189,12 @@ pub enum Action {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    pub id: String,
-    pub kind: Kind,
+    pub id: StepId,
+    #[serde(rename = "kind")]
+    pub change: Change,
     pub target: String,
     pub reason: String,
-    pub deps: Vec<String>,
+    pub deps: Vec<StepId>,
     #[serde(skip)]
     pub action: Action,
 }
@@ -133,12 +223,12 @@ pub fn owned_elsewhere(d: &Desired, o: &Observed) -> Vec<(String, String, String
         .chain(d.switched_off.iter().map(|(n, ns, _)| (n.as_str(), ns.as_str())));
     let mut out = Vec::new();
     for (name, namespace) in touched {
-        let key = format!("component.{name}");
+        let key = RecordKey::Component(name.to_string());
         let exists = o.releases.iter().any(|r| r.name == name && r.namespace == namespace);
-        if !exists || mine.entries.contains_key(&key) {
+        if !exists || mine.get(&key).is_some() {
             continue;
         }
-        if let Some((env, _)) = o.others.iter().find(|(_, a)| a.entries.contains_key(&key)) {
+        if let Some((env, _)) = o.others.iter().find(|(_, a)| a.get(&key).is_some()) {
             out.push((name.to_string(), namespace.to_string(), env.clone()));
         }
     }
@@ -146,8 +236,19 @@ pub fn owned_elsewhere(d: &Desired, o: &Observed) -> Vec<(String, String, String
 }
 
 impl Plan {
+    /// The step of `id`, if the plan has one.
+    pub fn step(&self, id: &StepId) -> Option<&Step> {
+        self.steps.iter().find(|s| &s.id == id)
+    }
+
+    /// The cluster is made by this plan (created, or deleted and created again).
+    pub fn makes_cluster(&self) -> bool {
+        self.step(&StepId::Cluster)
+            .is_some_and(|s| matches!(s.change, Change::Create | Change::Recreate))
+    }
+
     pub fn changes(&self) -> usize {
-        self.steps.iter().filter(|s| s.kind.mutates()).count()
+        self.steps.iter().filter(|s| s.change.mutates()).count()
     }
 }
 
@@ -160,18 +261,18 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     let mut steps = Vec::new();
     let mut notes = d.notes.clone();
     let applied = o.applied.clone().unwrap_or_default();
-    let recorded = |k: &str| applied.entries.get(k).cloned();
+    let recorded = |k: &RecordKey| applied.get(k).cloned();
 
     // 1. The cluster.
     let stopped = o.cluster.stopped_nodes();
-    let (cluster_kind, cluster_reason, action) = match (&o.cluster, recorded("cluster")) {
+    let (cluster_kind, cluster_reason, action) = match (&o.cluster, recorded(&RecordKey::Cluster)) {
         (ClusterState::Absent, _) => (
-            Kind::Create,
+            Change::Create,
             format!("cluster `{}` does not exist; created, kubeconfig written (user-only), every node Ready within timeouts.cluster", d.name),
             Action::CreateCluster,
         ),
         (ClusterState::Present { .. }, rec) if rec.as_deref() != Some(d.cluster_digest.as_str()) && opts.recreate => (
-            Kind::Recreate,
+            Change::Recreate,
             match rec {
                 Some(_) => "--recreate: the cluster was built from a different kind-config.yaml or node image; it is deleted with its data and created again".to_string(),
                 None => "--recreate: devenv has no record of how this cluster was built; it is deleted with its data and created again".to_string(),
@@ -179,17 +280,17 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
             Action::RecreateCluster,
         ),
         (ClusterState::Present { .. }, _) if opts.recreate => (
-            Kind::Recreate,
+            Change::Recreate,
             "--recreate: deleted with its data and created again, although its configuration is unchanged".to_string(),
             Action::RecreateCluster,
         ),
         (ClusterState::Present { .. }, _) if !stopped.is_empty() => (
-            Kind::Start,
+            Change::Start,
             format!("node container(s) {} have exited (after a Docker or host restart?); devenv starts them", stopped.join(", ")),
             Action::StartCluster,
         ),
         (ClusterState::Present { .. }, Some(rec)) if rec == d.cluster_digest => (
-            Kind::Keep,
+            Change::Keep,
             "running, built from the same configuration and node image".to_string(),
             Action::Nothing,
         ),
@@ -198,18 +299,18 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 "cluster `{}` was built from a different kind-config.yaml or node image than the current one; it is kept. Run `devenv up --recreate` to rebuild it (this deletes its data).",
                 d.name
             ));
-            (Kind::Keep, "running; its configuration differs from the files (see the note below) and is kept until --recreate".to_string(), Action::Nothing)
+            (Change::Keep, "running; its configuration differs from the files (see the note below) and is kept until --recreate".to_string(), Action::Nothing)
         }
         (ClusterState::Present { .. }, None) => (
-            Kind::Keep,
+            Change::Keep,
             "running; devenv has not recorded how it was built, so it is adopted as it is".to_string(),
             Action::Nothing,
         ),
     };
-    let fresh = matches!(cluster_kind, Kind::Create | Kind::Recreate);
+    let fresh = matches!(cluster_kind, Change::Create | Change::Recreate);
     steps.push(Step {
-        id: "cluster".into(),
-        kind: cluster_kind,
+        id: StepId::Cluster,
+        change: cluster_kind,
         target: format!("cluster {}", d.name),
         reason: cluster_reason,
         deps: vec![],
@@ -219,35 +320,34 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     // 2. The kubeconfig devenv keeps for the environment (a create writes its own).
     if !fresh && !o.kubeconfig_present {
         steps.push(Step {
-            id: "kubeconfig".into(),
-            kind: Kind::Create,
+            id: StepId::Kubeconfig,
+            change: Change::Create,
             target: "kubeconfig".into(),
             reason: "missing from devenv's state directory".into(),
-            deps: vec!["cluster".into()],
+            deps: vec![StepId::Cluster],
             action: Action::WriteKubeconfig,
         });
     } else if !fresh {
         steps.push(Step {
-            id: "kubeconfig".into(),
-            kind: Kind::Keep,
+            id: StepId::Kubeconfig,
+            change: Change::Keep,
             target: "kubeconfig".into(),
             reason: "present in devenv's state directory".into(),
-            deps: vec!["cluster".into()],
+            deps: vec![StepId::Cluster],
             action: Action::Nothing,
         });
     }
 
     // 3. Components removed from the configuration, if devenv installed them.
     for (name, namespace, why) in &d.switched_off {
-        let key = format!("component.{name}");
         let installed = !fresh && o.releases.iter().any(|r| &r.name == name && &r.namespace == namespace);
-        if installed && recorded(&key).is_some() {
+        if installed && recorded(&RecordKey::Component(name.clone())).is_some() {
             steps.push(Step {
-                id: format!("remove-{name}"),
-                kind: Kind::Delete,
+                id: StepId::Remove(name.clone()),
+                change: Change::Delete,
                 target: format!("release {name}"),
                 reason: format!("{why}; devenv installed it, so devenv removes it"),
-                deps: vec!["cluster".into(), "kubeconfig".into()],
+                deps: vec![StepId::Cluster, StepId::Kubeconfig],
                 action: Action::Uninstall {
                     release: name.clone(),
                     namespace: namespace.clone(),
@@ -260,66 +360,66 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     if !d.images.is_empty() {
         let (kind, reason, action) = match &o.images_missing {
             Some(m) if m.is_empty() && !fresh => (
-                Kind::Keep,
+                Change::Keep,
                 format!("all {} image(s) are on every node, by ID", d.images.len()),
                 Action::Nothing,
             ),
             Some(m) if !fresh => (
-                Kind::Run,
+                Change::Run,
                 format!("{} not on every node, or rebuilt since it was loaded", m.join(", ")),
                 Action::LoadImages,
             ),
             _ => (
-                Kind::Run,
+                Change::Run,
                 format!("load {} into every node", d.images.join(", ")),
                 Action::LoadImages,
             ),
         };
         steps.push(Step {
-            id: "images".into(),
-            kind,
+            id: StepId::Images,
+            change: kind,
             target: format!("{} image(s)", d.images.len()),
             reason,
-            deps: vec!["cluster".into(), "kubeconfig".into()],
+            deps: vec![StepId::Cluster, StepId::Kubeconfig],
             action,
         });
     }
 
     // 5. Components, concurrently where nothing orders them.
-    for (i, c) in d.components.iter().enumerate() {
+    for c in &d.components {
         let version = c.chart.version.clone().unwrap_or_else(|| "local".into());
         let target = format!("{} {} ({})", c.name, version, c.chart.chart);
         let rel = o
             .releases
             .iter()
             .find(|r| r.name == c.name && r.namespace == c.namespace);
-        let rec = recorded(&format!("component.{}", c.name));
+        let rec = recorded(&RecordKey::Component(c.name.clone()));
         let (kind, reason, action) = match rel {
             _ if fresh => (
-                Kind::Create,
+                Change::Create,
                 "installed into the new cluster".to_string(),
-                Action::Install(i),
+                Action::Install(c.name.clone()),
             ),
             None => (
-                Kind::Create,
+                Change::Create,
                 format!("not installed in namespace {}", c.namespace),
-                Action::Install(i),
+                Action::Install(c.name.clone()),
             ),
             Some(r) if r.status.starts_with("pending-") || r.status == "uninstalling" => (
-                Kind::Recover,
+                Change::Recover,
                 format!(
                     "left `{}` by an interrupted run; devenv clears it, then installs",
                     r.status
                 ),
-                Action::RecoverAndInstall(r.clone(), i),
+                Action::RecoverAndInstall(r.clone(), c.name.clone()),
             ),
             Some(r) if r.status == "failed" => (
-                Kind::Upgrade,
+                Change::Upgrade,
                 "its last helm operation failed; devenv installs it again".to_string(),
-                Action::Install(i),
+                Action::Install(c.name.clone()),
             ),
             Some(_) if rec.as_deref() == Some(c.digest.as_str()) => (
-                Kind::Keep,
+                Change::Keep,
                 "chart, version and values unchanged since devenv installed it".to_string(),
                 Action::Nothing,
             ),
@@ -339,22 +439,22 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                     let files: Vec<&str> = c.values.iter().map(|v| v.display.as_str()).collect();
                     format!("values changed ({} or devenv.yaml)", files.join(", "))
                 };
-                (Kind::Upgrade, reason, Action::Install(i))
+                (Change::Upgrade, reason, Action::Install(c.name.clone()))
             }
         };
-        let mut deps = vec!["cluster".to_string(), "kubeconfig".to_string()];
+        let mut deps = vec![StepId::Cluster, StepId::Kubeconfig];
         deps.extend(
             c.after
                 .iter()
                 .filter(|a| d.components.iter().any(|x| &x.name == *a))
-                .cloned(),
+                .map(|a| StepId::Component(a.clone())),
         );
         if !d.images.is_empty() && c.uses_images {
-            deps.push("images".into());
+            deps.push(StepId::Images);
         }
         steps.push(Step {
-            id: c.name.clone(),
-            kind,
+            id: StepId::Component(c.name.clone()),
+            change: kind,
             target,
             reason,
             deps,
@@ -364,12 +464,12 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
 
     // 6. The shared data volume: made of records only, so the no-op path reads nothing more.
     let mut shared_waits = false;
-    let shared_rec = recorded("volume.shared-data");
+    let shared_rec = recorded(&RecordKey::SharedVolume);
     if let Some(sh) = &d.shared {
         let mounted = fresh
-            || match recorded("mounts") {
+            || match recorded(&RecordKey::Mounts) {
                 Some(m) => m.split(',').any(|x| x == sh.mount),
-                None => recorded("cluster").as_deref() == Some(d.cluster_digest.as_str()),
+                None => recorded(&RecordKey::Cluster).as_deref() == Some(d.cluster_digest.as_str()),
             };
         let current = sh.is_current(shared_rec.as_deref());
         let v = &sh.volume;
@@ -380,26 +480,26 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 sh.mount
             ));
             (
-                Kind::Keep,
+                Change::Keep,
                 "waits for `devenv up --recreate`: the nodes lack its mount (see the note below)".to_string(),
                 Action::Nothing,
             )
         } else if current && !fresh {
             (
-                Kind::Keep,
+                Change::Keep,
                 format!("claim {}/{} bound to the shared directory", v.namespace, v.claim),
                 Action::Nothing,
             )
         } else if shared_rec.is_some() && !fresh {
             (
-                Kind::Upgrade,
+                Change::Upgrade,
                 "its claim, size or directory changed in devenv.yaml; the volume is made again (files stay)"
                     .to_string(),
                 Action::EnsureShared,
             )
         } else {
             (
-                Kind::Create,
+                Change::Create,
                 format!(
                     "ReadWriteMany claim {}/{} on the shared directory, in every node at {}",
                     v.namespace, v.claim, v.node_path
@@ -408,22 +508,22 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
             )
         };
         steps.push(Step {
-            id: "shared-data".into(),
-            kind,
+            id: StepId::Shared,
+            change: kind,
             target: format!("volume {}", v.name),
             reason,
-            deps: vec!["cluster".into(), "kubeconfig".into()],
+            deps: vec![StepId::Cluster, StepId::Kubeconfig],
             action,
         });
     } else if let (Some(why), Some(rec), false) = (&d.shared_off, &shared_rec, fresh) {
         let r = desired::SharedRecord::parse(rec);
         let (pv, namespace, claim) = (r.pv, r.namespace, r.claim);
         steps.push(Step {
-            id: "remove-shared-data".into(),
-            kind: Kind::Delete,
+            id: StepId::RemoveShared,
+            change: Change::Delete,
             target: format!("volume {pv}"),
             reason: format!("{why}; its claim and volume are removed, the files on this machine stay"),
-            deps: vec!["cluster".into(), "kubeconfig".into()],
+            deps: vec![StepId::Cluster, StepId::Kubeconfig],
             action: Action::RemoveShared {
                 pv: pv.to_string(),
                 namespace: namespace.to_string(),
@@ -434,8 +534,8 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
 
     // 7. Smoke tests, last.
     if d.smoke {
-        let changed = steps.iter().any(|s| s.kind.mutates());
-        let passed_before = recorded("smoke").as_deref() == Some(d.smoke_digest.as_str());
+        let changed = steps.iter().any(|s| s.change.mutates());
+        let passed_before = recorded(&RecordKey::Smoke).as_deref() == Some(d.smoke_digest.as_str());
         let mut checks: Vec<&str> = d.probes.iter().map(|p| p.name.as_str()).collect();
         if d.metrics_check {
             checks.push("the metrics API");
@@ -449,22 +549,26 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
             checks.join(", ")
         };
         let (kind, reason, action) = if changed || !passed_before {
-            (Kind::Run, format!("connect from this machine to {what}"), Action::Smoke)
+            (
+                Change::Run,
+                format!("connect from this machine to {what}"),
+                Action::Smoke,
+            )
         } else {
             (
-                Kind::Keep,
+                Change::Keep,
                 "nothing changed since they last passed; `devenv test` runs them again".to_string(),
                 Action::Nothing,
             )
         };
         let deps = steps
             .iter()
-            .filter(|s| s.id != "cluster")
+            .filter(|s| s.id != StepId::Cluster)
             .map(|s| s.id.clone())
             .collect();
         steps.push(Step {
-            id: "smoke".into(),
-            kind,
+            id: StepId::Smoke,
+            change: kind,
             target: "smoke tests".into(),
             reason,
             deps,

@@ -27,6 +27,32 @@ pub struct Smoke<'a> {
     pub skip_shared: bool,
 }
 
+impl<'a> Smoke<'a> {
+    pub fn of(ctx: &'a crate::context::Context, timeout: Duration, skip_shared: bool) -> Smoke<'a> {
+        Smoke {
+            world: &ctx.world,
+            state: &ctx.state,
+            desired: &ctx.desired,
+            target: &ctx.target,
+            timeout,
+            skip_shared,
+        }
+    }
+}
+
+/// The smoke run, and once it passed, its digest in devenv's record: a later `up` with nothing
+/// changed skips it.
+pub fn run_and_record(s: &Smoke, ctx: &StepCtx, reporter: &Reporter, junit: Option<&std::path::Path>) -> Result<()> {
+    run(s, ctx, reporter, junit)?;
+    s.world.kube.set_applied(
+        s.target,
+        &s.desired.name,
+        &crate::plan::RecordKey::Smoke.key(),
+        Some(&s.desired.smoke_digest),
+        ctx.cancel,
+    )
+}
+
 /// One row of the report.
 pub struct Outcome {
     pub check: String,
