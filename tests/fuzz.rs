@@ -135,7 +135,7 @@ proptest! {
             "metadata": {"name": "sh.helm.release.v1.x.v1", "namespace": "n", "labels": {"owner": "helm", "name": "x", "status": "deployed", "version": "1"}},
             "data": {"release": devenv::probe::scram::b64encode(inner.as_bytes())},
         })).unwrap();
-        let _ = devenv::adapters::kubeapi::releases_from_secrets(&[secret]);
+        let _ = devenv::adapters::kube::releases_from_secrets(&[secret]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use apiserver::ApiServer;
 use common::TempDir;
-use devenv::adapters::kubeapi::KubeApi;
+use devenv::adapters::kube::KubeApi;
 use devenv::exec::Cancel;
 use devenv::world::{Kube, KubeTarget, SmokeSpec};
 use serde_json::json;
@@ -631,7 +631,7 @@ fn the_shared_check_writes_from_one_pod_and_reads_from_another_through_a_real_di
             .count(),
         2
     );
-    let reader = devenv::adapters::kubeapi::shared_job_object(
+    let reader = devenv::adapters::kube::shared_job_object(
         &s,
         &shared_volume("apps", "files"),
         "read",
@@ -650,7 +650,7 @@ fn the_shared_check_writes_from_one_pod_and_reads_from_another_through_a_real_di
         token: "ffee00".into(),
         ..spec()
     };
-    let reader = devenv::adapters::kubeapi::shared_job_object(
+    let reader = devenv::adapters::kube::shared_job_object(
         &s2,
         &shared_volume("apps", "files"),
         "read",

@@ -6,7 +6,7 @@ pub mod helm;
 pub mod host;
 pub mod image_api;
 pub mod kind;
-pub mod kubeapi;
+pub mod kube;
 pub mod kubectl;
 pub mod minikube;
 pub mod probe;

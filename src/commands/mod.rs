@@ -185,7 +185,7 @@ impl App {
             engine,
             cluster,
             helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
-            kube: Arc::new(crate::adapters::kubeapi::KubeApi),
+            kube: Arc::new(crate::adapters::kube::KubeApi),
             prober: Arc::new(crate::adapters::probe::ServiceProber),
         };
         Ok((world, tools))

@@ -51,8 +51,8 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         return Err(Error::prerequisite(
             format!(
                 "release {release} (namespace {namespace}) belongs to devenv environment `{owner}` (its record {}/{}); environment `{}` changes nothing of another's, so nothing was changed",
-                crate::adapters::kubeapi::RECORD_NAMESPACE,
-                crate::adapters::kubeapi::configmap_name(&owner),
+                crate::adapters::kube::RECORD_NAMESPACE,
+                crate::adapters::kube::configmap_name(&owner),
                 ctx.name()
             ),
             format!("manage it as that environment (`devenv -n {owner} up`), or point this one at another cluster"),
