@@ -12,17 +12,53 @@ use std::time::Duration;
 /// How often a wait looks again.
 pub(super) const POLL: Duration = Duration::from_millis(1000);
 
-/// Runs `fut` on a fresh runtime with a client for `t`; a cancelled run stops it within 50 ms.
+/// The one runtime every API call of the process runs on: the clients' connections (and their
+/// TLS sessions) live on it from one call to the next. Steps call from their own threads at once,
+/// which a multi-thread runtime allows.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("devenv-kube")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::failed(format!("cannot start an async runtime: {e}"), ""))
+}
+
+/// One client per target for the whole process, so that a command opens one connection (and
+/// does one TLS handshake) per cluster, not one per call. Keyed by the kubeconfig's content as
+/// well: a cluster made again (a new port, new certificates) gets a new client.
+async fn client(t: &KubeTarget) -> Result<Client> {
+    type Key = (std::path::PathBuf, String, u64);
+    static CLIENTS: std::sync::Mutex<Vec<(Key, Client)>> = std::sync::Mutex::new(Vec::new());
+    let text = std::fs::read(&t.kubeconfig).unwrap_or_default();
+    let key: Key = (t.kubeconfig.clone(), t.context.clone(), {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        h.finish()
+    });
+    if let Some((_, c)) = CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
+        return Ok(c.clone());
+    }
+    let c = connect(t).await?;
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    clients.retain(|(k, _)| (&k.0, &k.1) != (&key.0, &key.1));
+    clients.push((key, c.clone()));
+    Ok(c)
+}
+
+/// Runs `f` with the client for `t` on the shared runtime; a cancelled run stops it within 50 ms.
 pub(super) fn block<T, F, Fut>(t: &KubeTarget, cancel: &Cancel, f: F) -> Result<T>
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failed(format!("cannot start an async runtime: {e}"), ""))?;
-    rt.block_on(cancel.race(async { f(connect(t).await?).await }))
+    runtime()?.block_on(cancel.race(async { f(client(t).await?).await }))
 }
 
 /// A client for exactly this kubeconfig file and context, never the user's current context.
