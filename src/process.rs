@@ -155,9 +155,42 @@ impl RunError {
     }
 }
 
+/// A child whose stdout is read as it comes (`docker save` streamed into several nodes), made
+/// and ended by the same chokepoint as [`Runner::run`].
+pub trait Stream: Send {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Waits for the child to end (SIGTERM to its process group if `cancel` trips or its timeout
+    /// passes, SIGKILL after the grace period): its output, or why it failed.
+    fn finish(self: Box<Self>, cancel: &Cancel) -> Result<Output, RunError>;
+}
+
 /// Runs commands. The real one spawns processes; tests script one.
 pub trait Runner: Send + Sync {
     fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Output, RunError>;
+
+    /// The command with its stdout to read as it comes. A runner that cannot stream runs the
+    /// command to its end and hands its stdout out afterwards.
+    fn stream(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Box<dyn Stream>, RunError> {
+        let out = self.run(cmd, cancel)?;
+        Ok(Box::new(Finished {
+            stdout: std::io::Cursor::new(out.stdout.clone().into_bytes()),
+            out,
+        }))
+    }
+}
+
+struct Finished {
+    stdout: std::io::Cursor<Vec<u8>>,
+    out: Output,
+}
+
+impl Stream for Finished {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stdout.read(buf)
+    }
+    fn finish(self: Box<Self>, _cancel: &Cancel) -> Result<Output, RunError> {
+        Ok(self.out)
+    }
 }
 
 /// How long a child gets to exit after SIGTERM before SIGKILL (helm needs time to record state).
@@ -166,54 +199,76 @@ const GRACE: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub struct SystemRunner;
 
-impl Runner for SystemRunner {
-    fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Output, RunError> {
-        let command = cmd.display();
-        if cancel.is_cancelled() {
-            return Err(RunError::Cancelled { command });
-        }
-        let mut c = Command::new(&cmd.program);
-        // Its own process group, so that a signal reaches the tool and everything it started.
-        std::os::unix::process::CommandExt::process_group(&mut c, 0);
-        c.args(&cmd.args)
-            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if cmd.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => RunError::NotFound {
-                program: cmd.program.clone(),
-            },
-            _ => RunError::Io {
-                command: command.clone(),
-                message: e.to_string(),
-            },
-        })?;
-        let stdin_thread = cmd.stdin.clone().zip(child.stdin.take()).map(|(data, mut pipe)| {
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            })
-        });
-        let read = |mut r: Box<dyn Read + Send>| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-            });
-            rx
-        };
-        let out_t = read(Box::new(child.stdout.take().expect("piped")));
-        let err_t = read(Box::new(child.stderr.take().expect("piped")));
-        let started = Instant::now();
+/// A spawned child: its own process group, stdin written and stderr read on threads.
+struct Spawned {
+    child: std::process::Child,
+    command: String,
+    timeout: Option<Duration>,
+    started: Instant,
+    stdin_thread: Option<std::thread::JoinHandle<()>>,
+    err_rx: std::sync::mpsc::Receiver<String>,
+}
+
+fn read_all(mut r: Box<dyn Read + Send>) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+fn spawn(cmd: &Cmd, cancel: &Cancel) -> Result<Spawned, RunError> {
+    let command = cmd.display();
+    if cancel.is_cancelled() {
+        return Err(RunError::Cancelled { command });
+    }
+    let mut c = Command::new(&cmd.program);
+    // Its own process group, so that a signal reaches the tool and everything it started.
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    c.args(&cmd.args)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => RunError::NotFound {
+            program: cmd.program.clone(),
+        },
+        _ => RunError::Io {
+            command: command.clone(),
+            message: e.to_string(),
+        },
+    })?;
+    let stdin_thread = cmd.stdin.clone().zip(child.stdin.take()).map(|(data, mut pipe)| {
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        })
+    });
+    let err_rx = read_all(Box::new(child.stderr.take().expect("piped")));
+    Ok(Spawned {
+        child,
+        command,
+        timeout: cmd.timeout,
+        started: Instant::now(),
+        stdin_thread,
+        err_rx,
+    })
+}
+
+impl Spawned {
+    /// Waits for the end; `stdout` is what was read of it (by the caller or a thread).
+    fn wait(mut self, cancel: &Cancel, stdout: impl FnOnce() -> String) -> Result<Output, RunError> {
+        let command = self.command.clone();
         let mut term_sent: Option<Instant> = None;
         let mut timed_out = false;
         let status = loop {
-            match child.try_wait() {
+            match self.child.try_wait() {
                 Ok(Some(s)) => break s,
                 Ok(None) => {}
                 Err(e) => {
@@ -223,31 +278,31 @@ impl Runner for SystemRunner {
                     });
                 }
             }
-            let over = cmd.timeout.is_some_and(|t| started.elapsed() > t);
+            let over = self.timeout.is_some_and(|t| self.started.elapsed() > t);
             if (cancel.is_cancelled() || over) && term_sent.is_none() {
                 timed_out = over;
                 // SAFETY: kill(2) on our own child's process group; no memory is touched.
-                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM) };
+                unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGTERM) };
                 term_sent = Some(Instant::now());
             }
             if term_sent.is_some_and(|t| t.elapsed() > GRACE) {
                 // SAFETY: as above.
-                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        if let Some(t) = stdin_thread {
+        if let Some(t) = self.stdin_thread.take() {
             let _ = t.join();
         }
         // A background process the tool left behind may hold the pipes open: do not wait for it.
         let drain = Duration::from_secs(2);
-        let stdout = out_t.recv_timeout(drain).unwrap_or_default();
-        let stderr = err_t.recv_timeout(drain).unwrap_or_default();
+        let stdout = stdout();
+        let stderr = self.err_rx.recv_timeout(drain).unwrap_or_default();
         if term_sent.is_some() {
             return Err(if timed_out {
                 RunError::TimedOut {
                     command,
-                    after: cmd.timeout.unwrap_or_default(),
+                    after: self.timeout.unwrap_or_default(),
                 }
             } else {
                 RunError::Cancelled { command }
@@ -270,6 +325,38 @@ impl Runner for SystemRunner {
             });
         }
         Ok(Output { code, stdout, stderr })
+    }
+}
+
+struct SystemStream {
+    spawned: Spawned,
+    stdout: std::process::ChildStdout,
+}
+
+impl Stream for SystemStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stdout.read(buf)
+    }
+    fn finish(self: Box<Self>, cancel: &Cancel) -> Result<Output, RunError> {
+        let SystemStream { spawned, stdout } = *self;
+        drop(stdout);
+        spawned.wait(cancel, String::new)
+    }
+}
+
+impl Runner for SystemRunner {
+    fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Output, RunError> {
+        let mut spawned = spawn(cmd, cancel)?;
+        let out_rx = read_all(Box::new(spawned.child.stdout.take().expect("piped")));
+        spawned.wait(cancel, || {
+            out_rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
+        })
+    }
+
+    fn stream(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Box<dyn Stream>, RunError> {
+        let mut spawned = spawn(cmd, cancel)?;
+        let stdout = spawned.child.stdout.take().expect("piped");
+        Ok(Box::new(SystemStream { spawned, stdout }))
     }
 }
 
@@ -428,6 +515,46 @@ mod tests {
         assert!(marker.exists(), "the child's TERM trap ran");
         assert_eq!(err.into_error(&cancel, "").exit_code(), 143);
         let _ = std::fs::remove_file(&marker);
+    }
+
+    #[test]
+    fn a_stream_is_read_as_it_comes_and_ends_like_a_run() {
+        let mut st = SystemRunner
+            .stream(
+                &Cmd::new("sh").args(["-c", "printf abc; sleep 0.2; printf def"]),
+                &Cancel::new(),
+            )
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        loop {
+            let n = st.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcdef");
+        st.finish(&Cancel::new()).unwrap();
+        // A failure carries the command and the tail of stderr, as `run`'s does.
+        let st = SystemRunner
+            .stream(
+                &Cmd::new("sh").args(["-c", "echo 'no such image' >&2; exit 1"]),
+                &Cancel::new(),
+            )
+            .unwrap();
+        let err = st.finish(&Cancel::new()).unwrap_err().to_string();
+        assert!(
+            err.contains("exited with status 1") && err.contains("no such image"),
+            "{err}"
+        );
+        // Cancelled: SIGTERM to its group, and said so.
+        let cancel = Cancel::new();
+        let st = SystemRunner.stream(&Cmd::new("sleep").arg("30"), &cancel).unwrap();
+        cancel.cancel(Reason::Signal(Signal::Int));
+        let t = Instant::now();
+        assert!(matches!(st.finish(&cancel), Err(RunError::Cancelled { .. })));
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn kind_with(runner: &Arc<ScriptedRunner>) -> kind::Kind {
     kind::Kind {
         runner: runner.clone(),
         engine,
-        transport: Arc::new(devenv::adapters::image_api::DockerApi),
+        transport: Arc::new(devenv::adapters::image_api::DockerApi { runner: runner.clone() }),
         logs_dir: PathBuf::from("/state/dev/logs"),
         kubeconfig: None,
     }

@@ -120,9 +120,9 @@ fn kind_provider(api: bool) -> kind::Kind {
         api,
     });
     kind::Kind {
-        runner,
+        runner: runner.clone(),
         engine,
-        transport: Arc::new(devenv::adapters::image_api::DockerApi),
+        transport: Arc::new(devenv::adapters::image_api::DockerApi { runner }),
         logs_dir: std::env::temp_dir(),
         kubeconfig: None,
     }

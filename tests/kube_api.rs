@@ -66,7 +66,7 @@ fn spec() -> SmokeSpec {
 #[test]
 fn the_record_is_written_key_by_key_read_back_and_removed_through_the_named_context() {
     let f = fixture("kapi-record");
-    let k = KubeApi;
+    let k = KubeApi::default();
     let c = Cancel::new();
     assert_eq!(k.get_applied(&f.target, "dev", &c).unwrap(), None);
     // Steps write their keys at once; none overwrites another's.
@@ -122,7 +122,7 @@ fn node_readiness_waits_for_the_nodes_and_names_those_that_stay_not_ready() {
         "False",
         "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
     ));
-    let err = KubeApi
+    let err = KubeApi::default()
         .wait_nodes_ready(&f.target, Duration::from_secs(2), &Cancel::new())
         .unwrap_err();
     let text = err.to_string();
@@ -139,7 +139,7 @@ fn node_readiness_waits_for_the_nodes_and_names_those_that_stay_not_ready() {
             server.put(node("dev-worker", "True", "kubelet is posting ready status"));
         });
         let t = Instant::now();
-        KubeApi
+        KubeApi::default()
             .wait_nodes_ready(&f.target, Duration::from_secs(20), &Cancel::new())
             .unwrap();
         assert!(t.elapsed() < Duration::from_secs(5));
@@ -179,7 +179,7 @@ fn release_readiness_explains_an_image_pull_failure_a_crash_loop_and_the_warning
     let f = fixture("kapi-stuck");
     stuck_release(&f.server);
     let t = Instant::now();
-    let err = KubeApi
+    let err = KubeApi::default()
         .wait_ready(&f.target, &web(), Duration::from_secs(2), &Cancel::new())
         .unwrap_err();
     assert!(t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(6));
@@ -226,7 +226,7 @@ fn release_readiness_returns_as_soon_as_the_workloads_are_ready() {
             server.put(ss);
         });
         let t = Instant::now();
-        KubeApi
+        KubeApi::default()
             .wait_ready(&f.target, &web(), Duration::from_secs(30), &Cancel::new())
             .unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
@@ -244,7 +244,7 @@ fn a_cancelled_wait_stops_at_once() {
         c2.cancel(devenv::exec::Reason::Signal(devenv::error::Signal::Int));
     });
     let t = Instant::now();
-    let err = KubeApi
+    let err = KubeApi::default()
         .wait_ready(&f.target, &web(), Duration::from_secs(60), &cancel)
         .unwrap_err();
     assert!(matches!(err, devenv::error::Error::Interrupted(_)), "{err:?}");
@@ -259,7 +259,7 @@ fn the_smoke_objects_survive_the_admission_webhook_race_and_are_removed_with_the
         st.webhook_failures = 2;
         st.controllers = true;
     }
-    let k = KubeApi;
+    let k = KubeApi::default();
     let c = Cancel::new();
     let s = spec();
     k.create_smoke_namespace(&f.target, &s, &c).unwrap();
@@ -322,7 +322,7 @@ fn the_smoke_objects_survive_the_admission_webhook_race_and_are_removed_with_the
 #[test]
 fn a_failed_in_cluster_job_says_which_container_failed_and_what_it_printed() {
     let f = fixture("kapi-job");
-    let k = KubeApi;
+    let k = KubeApi::default();
     let c = Cancel::new();
     let s = spec();
     k.create_smoke_namespace(&f.target, &s, &c).unwrap();
@@ -378,13 +378,13 @@ fn a_failed_in_cluster_job_says_which_container_failed_and_what_it_printed() {
 fn an_unreachable_cluster_a_bad_kubeconfig_and_a_garbage_answer_are_clear_errors() {
     let f = fixture("kapi-bad");
     let c = Cancel::new();
-    assert_eq!(KubeApi.server_version(&f.target, &c).unwrap(), "v1.36.4");
+    assert_eq!(KubeApi::default().server_version(&f.target, &c).unwrap(), "v1.36.4");
     // The kubeconfig's other context: nothing listens there.
     let prod = KubeTarget {
         context: "prod-admin".into(),
         ..f.target.clone()
     };
-    let e = KubeApi.get_applied(&prod, "dev", &c).unwrap_err();
+    let e = KubeApi::default().get_applied(&prod, "dev", &c).unwrap_err();
     assert!(
         e.to_string().contains("reading devenv's records (context prod-admin)"),
         "{e}"
@@ -395,11 +395,11 @@ fn an_unreachable_cluster_a_bad_kubeconfig_and_a_garbage_answer_are_clear_errors
         context: "kind-nope".into(),
         ..f.target.clone()
     };
-    let e = KubeApi.server_version(&missing, &c).unwrap_err();
+    let e = KubeApi::default().server_version(&missing, &c).unwrap_err();
     assert!(e.to_string().contains("context `kind-nope` cannot be used"), "{e}");
     // A kubeconfig that is not one.
     std::fs::write(&f.target.kubeconfig, "{{{ this is not yaml").unwrap();
-    let e = KubeApi.server_version(&f.target, &c).unwrap_err();
+    let e = KubeApi::default().server_version(&f.target, &c).unwrap_err();
     assert!(e.to_string().contains("not a usable kubeconfig"), "{e}");
     assert!(
         e.to_string().contains(&f.target.kubeconfig.display().to_string()),
@@ -409,12 +409,12 @@ fn an_unreachable_cluster_a_bad_kubeconfig_and_a_garbage_answer_are_clear_errors
     // A proxy's error page instead of the API.
     std::fs::write(&f.target.kubeconfig, f.server.kubeconfig("kind-dev")).unwrap();
     f.server.store.lock().unwrap().garbage = Some("<html><body>502 Bad Gateway</body></html>".into());
-    let e = KubeApi.get_applied(&f.target, "dev", &c).unwrap_err();
+    let e = KubeApi::default().get_applied(&f.target, "dev", &c).unwrap_err();
     assert!(
         e.to_string().contains("reading devenv's records (context kind-dev)"),
         "{e}"
     );
-    let e = KubeApi
+    let e = KubeApi::default()
         .wait_ready(&f.target, &web(), Duration::from_secs(1), &c)
         .unwrap_err();
     assert!(
@@ -437,7 +437,7 @@ fn real_kubectl_reads_what_devenv_wrote_and_lists_the_pods() {
     };
     let f = fixture("kapi-kubectl");
     stuck_release(&f.server);
-    KubeApi
+    KubeApi::default()
         .set_applied(&f.target, "dev", "cluster", Some("abc123"), &Cancel::new())
         .unwrap();
     let kubectl_out = |args: &[&str]| {
@@ -498,9 +498,9 @@ fn the_data_volume_is_a_retained_host_path_volume_pre_bound_to_its_claim_and_mad
         access: devenv::world::Access::ReadWriteOnce,
         host_dir: devenv::world::HostDir::Data("postgresql"),
     };
-    KubeApi.ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
+    KubeApi::default().ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
     // A second up finds them and changes nothing.
-    KubeApi.ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
+    KubeApi::default().ensure_volume(&f.target, &v, &Cancel::new()).unwrap();
     // What the server holds reads back as the Kubernetes API types.
     let pv: PersistentVolume =
         serde_json::from_value(f.server.get("persistentvolumes", "", "devenv-dev-postgresql").unwrap()).unwrap();
@@ -553,7 +553,7 @@ fn the_shared_volume_is_read_write_many_refused_when_bound_to_another_claim_and_
     let f = fixture("kapi-shared-volume");
     let c = Cancel::new();
     let v = shared_volume("apps", "files");
-    KubeApi.ensure_volume(&f.target, &v, &c).unwrap();
+    KubeApi::default().ensure_volume(&f.target, &v, &c).unwrap();
     // Read back through the Kubernetes API types.
     let pv: PersistentVolume =
         serde_json::from_value(f.server.get("persistentvolumes", "", "devenv-dev-shared-data").unwrap()).unwrap();
@@ -569,7 +569,7 @@ fn the_shared_volume_is_read_write_many_refused_when_bound_to_another_claim_and_
     assert_eq!(pspec.resources.unwrap().requests.unwrap()["storage"].0, "2Gi");
 
     // devenv.yaml renames the claim while the volume is still bound to the old one.
-    let err = KubeApi
+    let err = KubeApi::default()
         .ensure_volume(&f.target, &shared_volume("apps", "renamed"), &c)
         .unwrap_err()
         .render();
@@ -582,7 +582,7 @@ fn the_shared_volume_is_read_write_many_refused_when_bound_to_another_claim_and_
         "{err}"
     );
 
-    KubeApi
+    KubeApi::default()
         .delete_volume(&f.target, "devenv-dev-shared-data", "apps", "files", &c)
         .unwrap();
     assert!(
@@ -592,7 +592,7 @@ fn the_shared_volume_is_read_write_many_refused_when_bound_to_another_claim_and_
     );
     assert!(f.server.get("persistentvolumeclaims", "apps", "files").is_none());
     // Already gone is fine.
-    KubeApi
+    KubeApi::default()
         .delete_volume(&f.target, "devenv-dev-shared-data", "apps", "files", &c)
         .unwrap();
 }
@@ -609,7 +609,7 @@ fn the_shared_check_writes_from_one_pod_and_reads_from_another_through_a_real_di
     }
     f.server.put(json!({"kind": "Namespace", "metadata": {"name": "apps"}}));
     let s = spec();
-    KubeApi
+    KubeApi::default()
         .smoke_shared(
             &f.target,
             &s,
@@ -667,7 +667,7 @@ fn the_shared_check_writes_from_one_pod_and_reads_from_another_through_a_real_di
         .unwrap()
         .claim_dirs
         .insert(("apps".into(), "files".into()), other.path().join("not-mounted"));
-    let err = KubeApi
+    let err = KubeApi::default()
         .smoke_shared(
             &f.target,
             &s2,
@@ -739,7 +739,10 @@ fn helm_releases_are_read_from_helms_secrets_in_one_request_at_their_latest_revi
     // Not helm's: ignored.
     f.server.put(json!({"kind": "Secret", "type": "Opaque", "metadata": {"name": "app", "namespace": "default", "labels": {"owner": "helm"}}, "data": {"release": "bm90IGhlbG0="}}));
     let c = Cancel::new();
-    let mut got = KubeApi.helm_releases(&f.target, true, &c).unwrap().expect("readable");
+    let mut got = KubeApi::default()
+        .helm_releases(&f.target, true, &c)
+        .unwrap()
+        .expect("readable");
     got.sort_by(|a, b| a.name.cmp(&b.name));
     let rows: Vec<(String, String, String, String)> = got
         .into_iter()
@@ -766,7 +769,10 @@ fn helm_releases_are_read_from_helms_secrets_in_one_request_at_their_latest_revi
         "{lists:?}"
     );
     // What `up` reads: metadata only (no release bodies), the same releases without their charts.
-    let mut light = KubeApi.helm_releases(&f.target, false, &c).unwrap().expect("readable");
+    let mut light = KubeApi::default()
+        .helm_releases(&f.target, false, &c)
+        .unwrap()
+        .expect("readable");
     light.sort_by(|a, b| a.name.cmp(&b.name));
     let light: Vec<(String, String, String, String)> = light
         .into_iter()
@@ -787,8 +793,16 @@ fn helm_releases_are_read_from_helms_secrets_in_one_request_at_their_latest_revi
     );
     // Not allowed to list Secrets: None, so that devenv asks `helm list` instead.
     f.server.store.lock().unwrap().forbidden.push("secrets".into());
-    assert_eq!(KubeApi.helm_releases(&f.target, true, &c).unwrap(), None);
-    assert_eq!(KubeApi.helm_releases(&f.target, false, &c).unwrap(), None);
+    assert_eq!(KubeApi::default().helm_releases(&f.target, true, &c).unwrap(), None);
+    assert_eq!(KubeApi::default().helm_releases(&f.target, false, &c).unwrap(), None);
+    // helm told to keep its releases elsewhere (HELM_DRIVER as devenv was started with): not
+    // looked for in Secrets at all.
+    let before = f.server.requests().len();
+    let elsewhere = KubeApi {
+        helm_driver: Some("configmap".into()),
+    };
+    assert_eq!(elsewhere.helm_releases(&f.target, true, &c).unwrap(), None);
+    assert_eq!(f.server.requests().len(), before);
 }
 
 #[test]
@@ -799,13 +813,15 @@ fn the_metrics_check_waits_through_503s_and_fails_in_time_naming_the_metrics_api
         "timestamp": "2026-11-29T10:00:00Z", "window": "20s", "usage": {"cpu": "123m", "memory": "512Mi"}}));
     f.server.store.lock().unwrap().metrics_unavailable = 2;
     let c = Cancel::new();
-    KubeApi.node_metrics(&f.target, Duration::from_secs(10), &c).unwrap();
+    KubeApi::default()
+        .node_metrics(&f.target, Duration::from_secs(10), &c)
+        .unwrap();
     // The core nodes are another resource: the metrics did not land there.
     assert!(f.server.get("nodes", "", "dev-control-plane").is_none());
 
     f.server.store.lock().unwrap().metrics_unavailable = u32::MAX;
     let t = Instant::now();
-    let err = KubeApi
+    let err = KubeApi::default()
         .node_metrics(&f.target, Duration::from_secs(2), &c)
         .unwrap_err()
         .to_string();
@@ -827,7 +843,7 @@ fn prometheus_made_by_its_operator_is_waited_for_until_it_appears_and_is_ready()
     let selector = "app.kubernetes.io/name=prometheus,app.kubernetes.io/managed-by=prometheus-operator";
     // Nothing carries those labels yet: the operator has not made the StatefulSet.
     let t = Instant::now();
-    let err = KubeApi
+    let err = KubeApi::default()
         .wait_ready(&f.target, &prometheus(selector), Duration::from_secs(2), &Cancel::new())
         .unwrap_err()
         .render();
@@ -855,7 +871,7 @@ fn prometheus_made_by_its_operator_is_waited_for_until_it_appears_and_is_ready()
             server.put(ss);
         });
         let t = Instant::now();
-        KubeApi
+        KubeApi::default()
             .wait_ready(
                 &f.target,
                 &prometheus(selector),

@@ -8,11 +8,13 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::StreamExt;
-use std::io::Read;
 use tokio::io::AsyncWriteExt;
 
-#[derive(Default)]
-pub struct DockerApi;
+/// The engine's image API; `runner` runs what only the CLI can do (`docker save --platform`),
+/// through devenv's one subprocess chokepoint.
+pub struct DockerApi {
+    pub runner: std::sync::Arc<dyn crate::process::Runner>,
+}
 
 /// Containers (running or not) carrying `label=value`, through the engine's API: one request,
 /// no `docker ps` process. The caller falls back to the CLI on any error.
@@ -222,28 +224,37 @@ impl ImageTransport for DockerApi {
             let mut cli = match platform {
                 None => None,
                 Some(p) => Some(
-                    std::process::Command::new("docker")
-                        .args(["save", "--platform", p])
-                        .args(&names)
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::piped())
-                        .spawn()
-                        .map_err(|e| Error::failed(format!("cannot run `docker save`: {e}"), ""))?,
+                    self.runner
+                        .stream(
+                            &crate::process::Cmd::new("docker")
+                                .args(["save", "--platform", p])
+                                .args(names.iter().copied()),
+                            cancel,
+                        )
+                        .map_err(|e| e.into_error(cancel, ""))?,
                 ),
             };
             let mut export = docker.export_images(&names).boxed();
             loop {
                 if cancel.is_cancelled() {
-                    if let Some(c) = cli.as_mut() {
-                        let _ = c.kill();
+                    // The chokepoint ends the child (SIGTERM to its group) and says so.
+                    if let Some(c) = cli.take() {
+                        let _ = c.finish(cancel);
                     }
                     return Err(cancel.error());
                 }
-                let chunk: Vec<u8> = match cli.as_mut() {
-                    Some(c) => {
-                        let mut buf = vec![0u8; 1 << 20];
-                        let n = c.stdout.as_mut().map(|o| o.read(&mut buf).unwrap_or(0)).unwrap_or(0);
-                        buf.truncate(n);
+                let chunk: Vec<u8> = match cli.take() {
+                    Some(mut c) => {
+                        // The pipe is read on a blocking thread, not on the runtime's.
+                        let (c, buf) = tokio::task::spawn_blocking(move || {
+                            let mut buf = vec![0u8; 1 << 20];
+                            let n = c_read(&mut c, &mut buf);
+                            buf.truncate(n);
+                            (c, buf)
+                        })
+                        .await
+                        .map_err(|e| Error::failed(format!("`docker save` reader: {e}"), ""))?;
+                        cli = Some(c);
                         buf
                     }
                     None => match export.next().await {
@@ -266,22 +277,9 @@ impl ImageTransport for DockerApi {
                     }
                 }
             }
-            if let Some(mut c) = cli {
-                let status = c.wait().map_err(|e| Error::failed(e.to_string(), ""))?;
-                if !status.success() {
-                    let mut err = String::new();
-                    if let Some(mut e) = c.stderr.take() {
-                        let _ = e.read_to_string(&mut err);
-                    }
-                    return Err(Error::failed(
-                        format!(
-                            "`docker save --platform {}` failed: {}",
-                            platform.unwrap_or_default(),
-                            err.trim()
-                        ),
-                        "",
-                    ));
-                }
+            if let Some(c) = cli {
+                c.finish(cancel)
+                    .map_err(|e| e.into_error(cancel, "check the image with `docker image inspect`"))?;
             }
             let mut out = Vec::new();
             for mut s in sinks {
@@ -308,4 +306,8 @@ impl ImageTransport for DockerApi {
             Ok(out)
         })
     }
+}
+
+fn c_read(c: &mut Box<dyn crate::process::Stream>, buf: &mut [u8]) -> usize {
+    c.read(buf).unwrap_or(0)
 }

@@ -53,6 +53,7 @@ impl App {
             &dir,
             &shown,
             &config::Overrides {
+                home: self.vars.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
                 name: self.global.name.clone(),
                 driver: self.global.driver,
                 context: self.global.context.clone(),
@@ -164,7 +165,7 @@ impl App {
             Driver::Kind => Arc::new(crate::adapters::kind::Kind {
                 runner: runner.clone(),
                 engine: engine.clone(),
-                transport: Arc::new(crate::adapters::image_api::DockerApi),
+                transport: Arc::new(crate::adapters::image_api::DockerApi { runner: runner.clone() }),
                 logs_dir: state.path("logs"),
                 kubeconfig: (!config.project.export_context).then(|| state.kubeconfig()),
             }),
@@ -180,12 +181,14 @@ impl App {
             }),
         };
         let world = World {
-            images: Arc::new(crate::adapters::image_api::DockerApi),
+            images: Arc::new(crate::adapters::image_api::DockerApi { runner: runner.clone() }),
             host,
             engine,
             cluster,
             helm: Arc::new(crate::adapters::helm::Helm::new(runner.clone())),
-            kube: Arc::new(crate::adapters::kube::KubeApi),
+            kube: Arc::new(crate::adapters::kube::KubeApi {
+                helm_driver: self.vars.get("HELM_DRIVER").cloned(),
+            }),
             prober: Arc::new(crate::adapters::probe::ServiceProber),
         };
         Ok((world, tools))

@@ -70,6 +70,8 @@ pub struct Config {
 /// Overrides from the command line.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    /// `~` in devenv.yaml's paths (`$HOME`, read once by the caller).
+    pub home: Option<PathBuf>,
     pub name: Option<String>,
     pub driver: Option<Driver>,
     pub context: Option<String>,
@@ -137,9 +139,15 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
 
     let project_file = read(dir, shown, project::FILE)?;
     let mut project = match &project_file {
-        Some(l) if yaml::is_blank(&l.text) => project::ProjectFile::default().validate(&l.display, dir)?,
-        Some(l) => yaml::parse::<project::ProjectFile>(&l.display, &l.text)?.validate(&l.display, dir)?,
-        None => project::ProjectFile::default().validate(project::FILE, dir)?,
+        Some(l) if yaml::is_blank(&l.text) => {
+            project::ProjectFile::default().validate(&l.display, dir, overrides.home.as_deref())?
+        }
+        Some(l) => yaml::parse::<project::ProjectFile>(&l.display, &l.text)?.validate(
+            &l.display,
+            dir,
+            overrides.home.as_deref(),
+        )?,
+        None => project::ProjectFile::default().validate(project::FILE, dir, overrides.home.as_deref())?,
     };
     sources.insert(
         project::FILE.to_string(),

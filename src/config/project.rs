@@ -278,7 +278,7 @@ pub const COMPONENT_NAMES: &[&str] = &[
 ];
 
 impl ProjectFile {
-    pub fn validate(self, file: &str, dir: &std::path::Path) -> Result<Project> {
+    pub fn validate(self, file: &str, dir: &std::path::Path, home: Option<&std::path::Path>) -> Result<Project> {
         let name = match &self.name {
             Some(n) => {
                 names::environment(&n.value).map_err(|m| {
@@ -426,7 +426,7 @@ impl ProjectFile {
                 switched_on.insert(name, format!("{}:{}:{}", l.file, l.line, l.column));
             }
         }
-        let shared = shared_data(file, dir, &self.shared_data)?;
+        let shared = shared_data(file, dir, home, &self.shared_data)?;
         if let Some(p) = &self.shared_data.path
             && self.driver.unwrap_or(Driver::Kind) != Driver::Kind
         {
@@ -475,7 +475,12 @@ impl ProjectFile {
     }
 }
 
-fn shared_data(file: &str, dir: &std::path::Path, f: &SharedDataFile) -> Result<SharedData> {
+fn shared_data(
+    file: &str,
+    dir: &std::path::Path,
+    home: Option<&std::path::Path>,
+    f: &SharedDataFile,
+) -> Result<SharedData> {
     let label = |v: &Option<Spanned<String>>, field: &str, default: &str, max: usize| -> Result<String> {
         match v {
             None => Ok(default.to_string()),
@@ -515,8 +520,8 @@ fn shared_data(file: &str, dir: &std::path::Path, f: &SharedDataFile) -> Result<
         Some(p) => {
             let raw = p.value.trim();
             let expanded = match raw.strip_prefix("~/") {
-                Some(rest) => match std::env::var_os("HOME") {
-                    Some(h) => std::path::Path::new(&h).join(rest),
+                Some(rest) => match home {
+                    Some(h) => h.join(rest),
                     None => std::path::PathBuf::from(raw),
                 },
                 None => std::path::PathBuf::from(raw),

@@ -42,7 +42,12 @@ async fn client(t: &KubeTarget) -> Result<Client> {
         text.hash(&mut h);
         h.finish()
     });
-    if let Some((_, c)) = CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
+    if let Some((_, c)) = CLIENTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
         return Ok(c.clone());
     }
     let c = connect(t).await?;

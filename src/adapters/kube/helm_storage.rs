@@ -101,9 +101,14 @@ pub fn releases_from_secrets(secrets: &[Secret]) -> Vec<ReleaseInfo> {
     latest.into_values().map(|(_, r)| r).collect()
 }
 
-pub fn helm_releases(t: &KubeTarget, charts: bool, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
+pub fn helm_releases(
+    t: &KubeTarget,
+    driver: Option<&str>,
+    charts: bool,
+    cancel: &Cancel,
+) -> Result<Option<Vec<ReleaseInfo>>> {
     // helm keeps releases in Secrets unless HELM_DRIVER says otherwise.
-    if std::env::var("HELM_DRIVER").is_ok_and(|d| !d.is_empty() && d != "secret" && d != "secrets") {
+    if driver.is_some_and(|d| !d.is_empty() && d != "secret" && d != "secrets") {
         return Ok(None);
     }
     block(t, cancel, |client| async move {

@@ -22,7 +22,11 @@ use crate::world::{Applied, Kube, KubeTarget, ReleaseInfo, SmokeNamespace, Smoke
 use std::time::Duration;
 
 #[derive(Default)]
-pub struct KubeApi;
+pub struct KubeApi {
+    /// `HELM_DRIVER` as devenv was started with: helm keeps releases in Secrets unless it names
+    /// another storage.
+    pub helm_driver: Option<String>,
+}
 
 impl Kube for KubeApi {
     fn records(&self, t: &KubeTarget, cancel: &Cancel) -> Result<Vec<(String, Applied)>> {
@@ -85,7 +89,7 @@ impl Kube for KubeApi {
     }
 
     fn helm_releases(&self, t: &KubeTarget, charts: bool, cancel: &Cancel) -> Result<Option<Vec<ReleaseInfo>>> {
-        helm_storage::helm_releases(t, charts, cancel)
+        helm_storage::helm_releases(t, self.helm_driver.as_deref(), charts, cancel)
     }
 
     fn node_metrics(&self, t: &KubeTarget, timeout: Duration, cancel: &Cancel) -> Result<()> {
