@@ -2,7 +2,7 @@
 //! March 2026). Its controller Service is a NodePort on devenv.yaml's http/https NodePorts, which
 //! kind-config.yaml maps to this machine.
 //!
-//! What the chart makes, as its render shows (`tests/charts.rs`): Deployment and Service
+//! What the chart makes, as its render shows (`tests/it/charts.rs`): Deployment and Service
 //! `ingress-nginx-controller` labelled `app.kubernetes.io/instance: ingress-nginx`, the
 //! IngressClass `nginx`, and admission Jobs that are hooks (deleted on success, so not waited for).
 

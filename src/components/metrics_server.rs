@@ -1,7 +1,7 @@
 //! metrics-server (optional), in `kube-system`: the metrics API behind `kubectl top` and
 //! HorizontalPodAutoscalers.
 //!
-//! What the chart makes, as its render shows (`tests/charts.rs`): Deployment `metrics-server`
+//! What the chart makes, as its render shows (`tests/it/charts.rs`): Deployment `metrics-server`
 //! labelled `app.kubernetes.io/instance: metrics-server`, with `args` appended to its own flags;
 //! its image is `image.repository:image.tag` (the repository includes the registry).
 

@@ -3,7 +3,7 @@
 //! objects devenv expects its chart to make (what readiness waits on, the Service and its
 //! NodePorts, the claim and the user its pods run as), its smoke probes, its in-cluster target and
 //! its `devenv env` variables. What each file says of its chart is checked against real Helm
-//! renders of the pinned chart (`tests/charts.rs`).
+//! renders of the pinned chart (`tests/it/charts.rs`).
 //!
 //! The rest of devenv reads a [`ComponentSpec`] and never a component's name.
 

@@ -1,7 +1,7 @@
 //! Monitoring (optional): kube-prometheus-stack, with Grafana and Prometheus behind the
 //! environment's ingress on `grafana.<env>.localhost` and `prometheus.<env>.localhost`.
 //!
-//! What the chart makes, as its render shows (`tests/charts.rs`): Deployments (Grafana,
+//! What the chart makes, as its render shows (`tests/it/charts.rs`): Deployments (Grafana,
 //! kube-state-metrics, the operator) and the node-exporter DaemonSet labelled
 //! `app.kubernetes.io/instance: monitoring`; the Ingresses `monitoring-grafana` and
 //! `monitoring-kube-prometheus-prometheus` from `grafana.ingress` and `prometheus.ingress`; and a

@@ -1,7 +1,7 @@
 //! PostgreSQL: groundhog2k's `postgres` chart on the official `postgres` image (not Bitnami,
 //! whose images no longer pull).
 //!
-//! What the chart makes, as its render shows (`tests/charts.rs`): StatefulSet, Service and Secret
+//! What the chart makes, as its render shows (`tests/it/charts.rs`): StatefulSet, Service and Secret
 //! `postgresql` labelled `app.kubernetes.io/instance: postgresql`; its image is
 //! `image.registry/image.repository:image.tag`, the chart's appVersion when the tag is empty (so
 //! devenv sets the pin); the init container and the server run as uid 999, non-root, with

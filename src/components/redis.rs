@@ -1,7 +1,7 @@
 //! Redis: groundhog2k's `redis` chart on the official `redis` image, without a password (it is
 //! reached only from this machine's loopback and from inside the cluster).
 //!
-//! What the chart makes, as its render shows (`tests/charts.rs`): Deployment and Service `redis`
+//! What the chart makes, as its render shows (`tests/it/charts.rs`): Deployment and Service `redis`
 //! labelled `app.kubernetes.io/instance: redis` (a StatefulSet only in HA mode); its image is
 //! `image.registry/image.repository:image.tag`, the chart's appVersion when the tag is empty.
 

@@ -1,6 +1,6 @@
 //! Traefik (chart `traefik`), the maintained alternative to ingress-nginx (`ingress: traefik`).
 //!
-//! What the chart makes, as its render shows (`tests/charts.rs`):
+//! What the chart makes, as its render shows (`tests/it/charts.rs`):
 //! - its workloads are labelled `app.kubernetes.io/instance: <release>-<namespace>`
 //!   (`traefik-traefik`) unless `instanceLabelOverride` is set, so readiness waits on that label;
 //! - its Service type is `service.spec.type` (default LoadBalancer; there is no `service.type`);

@@ -2,7 +2,7 @@
 //! renders it: the objects devenv depends on (workloads and their labels, images, users and
 //! claims; Services and NodePorts; Ingresses and IngressClasses; the `Prometheus` object an
 //! operator acts on). Each model follows the chart's own templates for the values devenv and its
-//! users set, and `tests/charts.rs` checks it against what real Helm renders from the pinned chart
+//! users set, and `tests/it/charts.rs` checks it against what real Helm renders from the pinned chart
 //! (`../shared/samples/charts/`): a model that disagrees with the real chart fails there, so the
 //! simulated world cannot keep an assumption the real chart does not share.
 //!

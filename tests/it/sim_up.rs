@@ -2,9 +2,7 @@
 //! chart or container is involved; see src/world/sim.rs). Latencies are set per operation so
 //! that concurrency and interrupts can be observed.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use devenv::error::Signal;
 use devenv::exec::{Cancel, Reason};
 use std::time::{Duration, Instant};

@@ -3,9 +3,7 @@
 //! before the fix. In-process on the SIMULATED world (no cluster is involved), except where a
 //! test says it runs the real binary.
 
-mod common;
-
-use common::{Lab, TempDir};
+use crate::common::{Lab, TempDir};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 

@@ -2,15 +2,13 @@
 //! (or a broken combination of files) and an `expect` file: the `file:line:column` devenv must name,
 //! then a part of the message. Each must exit 2 with `error:` and a `help:` line, and never panic.
 
-mod common;
-
-use common::run_in;
+use crate::common::run_in;
 use std::path::Path;
 
 #[test]
 fn every_malformed_config_is_reported_with_its_place_and_a_fix() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config");
-    let state = common::TempDir::new("corpus-state");
+    let state = crate::common::TempDir::new("corpus-state");
     let mut cases: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -54,8 +52,8 @@ fn every_malformed_config_is_reported_with_its_place_and_a_fix() {
 
 #[test]
 fn an_empty_directory_uses_the_built_in_defaults() {
-    let empty = common::TempDir::new("defaults");
-    let state = common::TempDir::new("defaults-state");
+    let empty = crate::common::TempDir::new("defaults");
+    let state = crate::common::TempDir::new("defaults-state");
     let out = run_in(
         empty.path(),
         state.path(),
@@ -72,7 +70,7 @@ fn an_empty_directory_uses_the_built_in_defaults() {
 
 #[test]
 fn a_bad_name_flag_is_a_usage_error() {
-    let empty = common::TempDir::new("badname");
+    let empty = crate::common::TempDir::new("badname");
     let out = run_in(
         empty.path(),
         empty.path(),

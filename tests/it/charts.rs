@@ -23,8 +23,6 @@
 //! Needs `../shared` beside the checkout (CI has it). With CI set its absence fails; elsewhere
 //! the tests print NOT RUN.
 
-mod common;
-
 use devenv::components::ComponentSpec;
 use devenv::config::names::ImageRef;
 use devenv::plan::{Desired, Selection};
@@ -69,7 +67,7 @@ const AWAITING_RENDER: &[(&str, &str, &str)] = &[
 
 /// A configuration like a user's: the built-in files, with `devenv.yaml` as given.
 fn desired(devenv_yaml: &str) -> Desired {
-    let dir = common::TempDir::new("charts-config");
+    let dir = crate::common::TempDir::new("charts-config");
     dir.write("devenv.yaml", devenv_yaml);
     let config =
         devenv::config::load(dir.path(), Path::new("."), &Default::default()).expect("the configuration loads");
@@ -168,12 +166,12 @@ fn without_secrets(c: &ComponentSpec, mut v: Value) -> Value {
 }
 
 fn render_facts(v: &Variant, namespace: &str) -> Rendered {
-    common::render::facts(&std::fs::read_to_string(&v.render).unwrap(), namespace)
+    crate::common::render::facts(&std::fs::read_to_string(&v.render).unwrap(), namespace)
 }
 
 #[test]
 fn every_pinned_chart_has_a_real_render() {
-    let Some(samples) = common::render::samples() else {
+    let Some(samples) = crate::common::render::samples() else {
         return;
     };
     let mut missing = Vec::new();
@@ -194,7 +192,7 @@ fn every_pinned_chart_has_a_real_render() {
 
 #[test]
 fn the_simulated_charts_render_what_real_helm_renders_from_the_same_values() {
-    let Some(samples) = common::render::samples() else {
+    let Some(samples) = crate::common::render::samples() else {
         return;
     };
     let mut checked = 0;
@@ -206,7 +204,7 @@ fn the_simulated_charts_render_what_real_helm_renders_from_the_same_values() {
                 .unwrap_or_else(|| panic!("the simulated world has no model of {}", c.chart.chart));
             let real = render_facts(&v, &c.namespace);
             assert_eq!(
-                common::render::sorted(model),
+                crate::common::render::sorted(model),
                 real,
                 "the simulated {} chart disagrees with real Helm's {}",
                 c.chart.chart,
@@ -235,7 +233,7 @@ fn declared(defaults: &Value, path: &[String]) -> bool {
 
 #[test]
 fn every_key_devenv_sets_is_one_the_chart_reads() {
-    let Some(samples) = common::render::samples() else {
+    let Some(samples) = crate::common::render::samples() else {
         return;
     };
     let mut unvouched = Vec::new();
@@ -296,12 +294,12 @@ fn made_from_todays_values(samples: &Path, c: &ComponentSpec) -> (Rendered, bool
         }
     }
     let model = charts::render(&c.chart.chart, &c.name, &c.namespace, &now).expect("a model");
-    (common::render::sorted(model), false)
+    (crate::common::render::sorted(model), false)
 }
 
 #[test]
 fn renders_made_from_older_values_are_the_ones_listed() {
-    let Some(samples) = common::render::samples() else {
+    let Some(samples) = crate::common::render::samples() else {
         return;
     };
     let mut older: Vec<String> = components()
@@ -326,11 +324,11 @@ fn full(image: &str) -> String {
 
 #[test]
 fn devenv_expects_what_each_chart_makes_from_devenvs_values() {
-    let Some(samples) = common::render::samples() else {
+    let Some(samples) = crate::common::render::samples() else {
         return;
     };
     let kind_config = devenv::config::load(
-        common::TempDir::new("charts-kind").path(),
+        crate::common::TempDir::new("charts-kind").path(),
         Path::new("."),
         &Default::default(),
     )
@@ -446,11 +444,11 @@ fn devenv_expects_what_each_chart_makes_from_devenvs_values() {
 
 #[test]
 fn the_real_renders_show_the_defects_devenvs_old_values_had() {
-    let Some(samples) = common::render::samples() else {
+    let Some(samples) = crate::common::render::samples() else {
         return;
     };
     let facts = |dir: &str, file: &str, ns: &str| {
-        common::render::facts(&std::fs::read_to_string(samples.join(dir).join(file)).unwrap(), ns)
+        crate::common::render::facts(&std::fs::read_to_string(samples.join(dir).join(file)).unwrap(), ns)
     };
     // Two top-level `grafana:` keys in one file: the last wins and Grafana has no Ingress.
     let two = facts("kube-prometheus-stack-88.2.0", "rendered.yaml", "monitoring");
@@ -475,7 +473,7 @@ fn the_real_renders_show_the_defects_devenvs_old_values_had() {
 
 #[test]
 fn metrics_server_gets_the_kubelet_flag_after_its_own_args() {
-    let Some(samples) = common::render::samples() else {
+    let Some(samples) = crate::common::render::samples() else {
         return;
     };
     let text = std::fs::read_to_string(samples.join("metrics-server-3.13.0/rendered.yaml")).unwrap();

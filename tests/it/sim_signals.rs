@@ -1,11 +1,9 @@
 //! Real signals to the real `devenv` binary. The cluster, helm and the rest are the SIMULATED world,
 //! kept in a JSON file (`DEVENV_SIMULATE`) so that it outlives the process, as a Docker engine would.
 
-mod common;
-
-use common::TempDir;
+use crate::common::TempDir;
 use devenv::sim::SimWorld;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 struct Proc {
@@ -30,17 +28,10 @@ impl Proc {
         SimWorld::open(&self.world_file).unwrap()
     }
     fn spawn(&self, args: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_devenv"))
+        crate::common::devenv(self.project.path(), self.state.path())
+            .simulate(&self.world_file)
             .args(args)
-            .current_dir(self.project.path())
-            .env("DEVENV_SIMULATE", &self.world_file)
-            .env("DEVENV_STATE_DIR", self.state.path())
-            .env("CI", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
     }
     fn run(&self, args: &[&str]) -> (i32, String) {
         let out = self.spawn(args).wait_with_output().unwrap();

@@ -2,9 +2,7 @@
 //! step, interrupts at many points, concurrent runs, and a record from a newer devenv. Each must
 //! end with a clear error and exit code, never a panic, and the next `up` must converge.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use devenv::error::Signal;
 use devenv::exec::{Cancel, Reason};
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,9 +1,7 @@
 //! devenv doctor and devenv tools: version parsing on real output of every tool, findings on the
 //! simulated machine, and — on the real machine — an empty PATH and a port really held.
 
-mod common;
-
-use common::{Lab, TempDir};
+use crate::common::{Lab, TempDir};
 use devenv::tools::version::{Version, find};
 
 fn v(s: &str) -> Version {
@@ -177,21 +175,16 @@ fn sim_a_proxy_without_no_proxy_is_explained() {
 }
 
 fn devenv_with_path(path: &str, args: &[&str], project: &TempDir, state: &TempDir) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devenv"))
+    let state_dir = state.path().join("state");
+    let out = crate::common::devenv(project.path(), &state_dir)
+        .clean_env(&state_dir)
+        .env_remove("CI")
         .args(args)
-        .current_dir(project.path())
-        .env_clear()
         .env("PATH", path)
         .env("HOME", state.path())
-        .env("DEVENV_STATE_DIR", state.path().join("state"))
         .env("DOCKER_HOST", "unix:///nonexistent/devenv-test.sock")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .output();
+    (i32::from(out.code), out.stdout, out.stderr)
 }
 
 #[test]

@@ -1,9 +1,7 @@
 //! `devenv tools install` against a real HTTP server on 127.0.0.1 (a thread in this test): the
 //! download, its SHA-256, the atomic install, and every way it can go wrong.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -1,11 +1,8 @@
 //! `devenv run` and `devenv env` through the real binary, on the SIMULATED world (a JSON file via
 //! DEVENV_SIMULATE); the command devenv runs is a real process.
 
-mod common;
-
-use common::{Lab, TempDir};
+use crate::common::{Lab, TempDir};
 use devenv::sim::SimWorld;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Bin {
@@ -29,27 +26,19 @@ impl Bin {
     fn world(&self) -> SimWorld {
         SimWorld::open(&self.world_file).unwrap()
     }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_devenv"));
-        c.args(args)
-            .current_dir(self.project.path())
-            .env("DEVENV_SIMULATE", &self.world_file)
-            .env("DEVENV_STATE_DIR", self.state.path())
-            .env("CI", "true")
-            .stdin(Stdio::null());
-        c
+    fn cmd(&self, args: &[&str]) -> crate::common::Spawn {
+        crate::common::devenv(self.project.path(), self.state.path())
+            .simulate(&self.world_file)
+            .args(args)
     }
 }
 
 #[test]
 fn sim_run_ephemeral_exits_with_the_commands_status_and_leaves_no_cluster() {
     let b = Bin::new("run7");
-    let out = b
-        .cmd(&["run", "--ephemeral", "--", "sh", "-c", "exit 7"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(7), "{err}");
+    let out = b.cmd(&["run", "--ephemeral", "--", "sh", "-c", "exit 7"]).output();
+    let err = &out.stderr;
+    assert_eq!(out.code, 7, "{err}");
     assert!(err.contains("running sh -c 'exit 7'"), "{err}");
     assert!(
         !err.contains("error:"),
@@ -81,10 +70,9 @@ fn sim_run_gives_the_command_the_environments_variables_and_keeps_a_named_enviro
             "-c",
             "echo \"$DATABASE_URL|$REDIS_URL|$INGRESS_URL|$KUBECONFIG\"",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        .output();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out.stdout.trim().to_string();
     let f: Vec<&str> = line.split('|').collect();
     assert!(
         f[0].starts_with("postgres://postgres:") && f[0].ends_with("@127.0.0.1:15432/postgres"),
@@ -104,12 +92,7 @@ fn sim_run_forwards_sigterm_to_the_command_and_tears_the_ephemeral_environment_d
     let b = Bin::new("runterm");
     let marker = b.state.path().join("got-term");
     let script = format!("trap 'touch {}; exit 0' TERM; sleep 30 & wait", marker.display());
-    let mut child = b
-        .cmd(&["run", "--ephemeral", "--", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = b.cmd(&["run", "--ephemeral", "--", "sh", "-c", &script]).spawn();
     // Wait until the command runs (the environment is up), then stop devenv.
     let t = Instant::now();
     while !b.world().calls().iter().any(|c| c.op == "probe") {
@@ -129,8 +112,8 @@ fn sim_run_ephemeral_tears_down_when_up_fails() {
     let b = Bin::new("runfail");
     b.world()
         .inject("helm.upgrade_install", Some("redis"), "Error: INSTALLATION FAILED", 0);
-    let out = b.cmd(&["run", "--ephemeral", "--", "true"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = b.cmd(&["run", "--ephemeral", "--", "true"]).output();
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(b.world().state().clusters.is_empty());
 }
 

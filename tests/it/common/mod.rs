@@ -139,3 +139,62 @@ pub fn run_in(cwd: &Path, state: &Path, world: Option<SimWorld>, args: &[&str], 
         stderr: err.text(),
     }
 }
+
+/// The real `devenv` binary (built with the simulator, for `DEVENV_SIMULATE`), run as a user
+/// would from a shell: in `project`, with its state under `state`, `CI` set (plain output), and
+/// whatever else a test adds. The one way the tests spawn devenv.
+pub struct Spawn {
+    cmd: std::process::Command,
+}
+
+pub fn devenv(project: &Path, state: &Path) -> Spawn {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devenv"));
+    cmd.current_dir(project)
+        .env("DEVENV_STATE_DIR", state)
+        .env("CI", "true")
+        .stdin(std::process::Stdio::null());
+    Spawn { cmd }
+}
+
+impl Spawn {
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, a: I) -> Self {
+        self.cmd.args(a);
+        self
+    }
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.cmd.env_remove(k);
+        self
+    }
+    /// Nothing of this test process's environment but what is set after this.
+    pub fn clean_env(mut self, state: &Path) -> Self {
+        self.cmd.env_clear().env("DEVENV_STATE_DIR", state).env("CI", "true");
+        self
+    }
+    /// The simulated world kept in `file` (see `devenv::sim`).
+    pub fn simulate(self, file: &Path) -> Self {
+        self.env("DEVENV_SIMULATE", file)
+    }
+    /// The command itself, for what only a few tests need (another user, pipes).
+    pub fn command(&mut self) -> &mut std::process::Command {
+        &mut self.cmd
+    }
+    pub fn output(mut self) -> Out {
+        let out = self.cmd.output().expect("devenv runs");
+        Out {
+            code: out.status.code().map(|c| c as u8).unwrap_or(255),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("devenv starts")
+    }
+}

@@ -5,9 +5,7 @@
 //! the user PostgreSQL runs as) is what the real chart makes. PostgreSQL's data directory is a
 //! real directory on this machine, judged as the kubelet would judge it.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use devenv::config::names::ImageRef;
 use std::os::unix::fs::PermissionsExt;
 

@@ -7,8 +7,6 @@
 //! Needs `dockerd` running and `busybox` (busybox-static); `.ci/run` provides both. With CI set, a
 //! missing engine fails the test; elsewhere the test says it did not run.
 
-mod common;
-
 use devenv::components::postgresql::{DATA_DIR, PGDATA, UID};
 use devenv::exec::Cancel;
 use devenv::process::{Cmd, Runner, SystemRunner};
@@ -48,7 +46,7 @@ fn ensure_image() {
     if sh(&["docker", "image", "inspect", IMAGE]).is_ok() {
         return;
     }
-    let dir = common::TempDir::new("applets-rootfs");
+    let dir = crate::common::TempDir::new("applets-rootfs");
     let root = dir.path().join("root");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
@@ -130,8 +128,8 @@ fn chown_tree(path: &Path, uid: u32) {
 
 /// A project whose versions.yaml names the test image as the smoke tests' busybox (the image
 /// devenv may remove PostgreSQL's files with when the node image is not here).
-fn project(probe_image: &str) -> common::TempDir {
-    let p = common::TempDir::new("datadir-proj");
+fn project(probe_image: &str) -> crate::common::TempDir {
+    let p = crate::common::TempDir::new("datadir-proj");
     let versions = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/versions.yaml"))
         .unwrap()
         .replace(
@@ -147,17 +145,14 @@ fn project(probe_image: &str) -> common::TempDir {
     p
 }
 
-fn down_purge(project: &Path, state: &Path) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_devenv"));
-    cmd.args(["down", "--purge"])
-        .current_dir(project)
-        .env_clear()
+fn down_purge(project: &Path, state: &Path) -> crate::common::Out {
+    let mut run = crate::common::devenv(project, state)
+        .clean_env(state)
+        .args(["down", "--purge"])
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", state)
-        .env("DEVENV_STATE_DIR", state)
-        .env("CI", "true");
-    as_nobody(&mut cmd);
-    cmd.output().unwrap()
+        .env("HOME", state);
+    as_nobody(run.command());
+    run.output()
 }
 
 #[test]
@@ -166,7 +161,7 @@ fn real_engine_uid_999_can_start_in_the_data_directory_devenv_makes_and_not_in_o
         return;
     }
     ensure_image();
-    let base = common::TempDir::new("datadir-ok");
+    let base = crate::common::TempDir::new("datadir-ok");
     let state = devenv::state::State::new(base.path(), "pgtest");
     let dir = state.prepare_host_dir(&HostDir::Data(DATA_DIR)).unwrap();
     assert_eq!(dir, base.path().join("pgtest/data").join(DATA_DIR));
@@ -190,7 +185,7 @@ fn real_engine_down_purge_as_a_user_removes_the_files_uid_999_left() {
         return;
     }
     ensure_image();
-    let base = common::TempDir::new("datadir-purge");
+    let base = crate::common::TempDir::new("datadir-purge");
     let state = devenv::state::State::new(base.path(), "pgtest");
     let dir = state.prepare_host_dir(&HostDir::Data(DATA_DIR)).unwrap();
     state.credentials().unwrap();
@@ -204,8 +199,8 @@ fn real_engine_down_purge_as_a_user_removes_the_files_uid_999_left() {
     // No image to remove them with: refused before anything is removed.
     let p = project("devenv-test/busybox:not-here");
     let out = down_purge(p.path(), base.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 3, "{stderr}");
     assert!(
         stderr.contains("nothing was removed") && stderr.contains("help:"),
         "{stderr}"
@@ -216,8 +211,8 @@ fn real_engine_down_purge_as_a_user_removes_the_files_uid_999_left() {
     // then the state, credentials.json last of all.
     let p = project(IMAGE);
     let out = down_purge(p.path(), base.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 0, "{stderr}");
     assert!(
         stderr.contains("remove the persistent data") && stderr.contains("as root"),
         "{stderr}"

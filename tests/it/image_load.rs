@@ -5,8 +5,6 @@
 //!
 //! Needs dockerd and busybox-static (`.ci/run` provides both); with CI set, their absence fails.
 
-mod common;
-
 use std::process::Command;
 
 fn docker(args: &[&str]) -> Result<Vec<u8>, String> {
@@ -49,7 +47,7 @@ fn ensure_node_image() {
     if docker(&["image", "inspect", NODE_IMAGE]).is_ok() {
         return;
     }
-    let root = common::TempDir::new("noderoot");
+    let root = crate::common::TempDir::new("noderoot");
     let p = root.path();
     std::fs::create_dir_all(p.join("bin")).unwrap();
     std::fs::create_dir_all(p.join("usr/local/bin")).unwrap();
@@ -77,7 +75,7 @@ fn ensure_node_image() {
 
 /// A small image of its own, with unique content.
 fn app_image(tag: &str) {
-    let root = common::TempDir::new("approot");
+    let root = crate::common::TempDir::new("approot");
     root.write(
         "app/data",
         &format!("{tag} {:?} {}", std::time::SystemTime::now(), "x".repeat(50_000)),
@@ -125,20 +123,13 @@ impl Cluster {
     }
 
     fn load(&self, images: &[&str]) -> (i32, String) {
-        let project = common::TempDir::new("load-proj");
-        let state = common::TempDir::new("load-state");
-        let out = Command::new(env!("CARGO_BIN_EXE_devenv"))
+        let project = crate::common::TempDir::new("load-proj");
+        let state = crate::common::TempDir::new("load-state");
+        let out = crate::common::devenv(project.path(), state.path())
             .args(["load", "-n", &self.name])
             .args(images)
-            .current_dir(project.path())
-            .env("DEVENV_STATE_DIR", state.path())
-            .env("CI", "true")
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .output();
+        (i32::from(out.code), out.stderr)
     }
 
     fn received(&self, node: &str) -> Vec<Vec<u8>> {

@@ -5,8 +5,6 @@
 //! Needs `dockerd` running and `busybox` (busybox-static) installed; `.ci/run` provides both. With
 //! CI set, a missing engine fails the test; elsewhere the test says it did not run.
 
-mod common;
-
 use devenv::adapters::{docker::DockerCli, kind};
 use devenv::exec::Cancel;
 use devenv::process::{Cmd, Runner, SystemRunner};
@@ -44,7 +42,7 @@ fn ensure_image() {
     if sh(&["docker", "image", "inspect", IMAGE]).is_ok() {
         return;
     }
-    let dir = common::TempDir::new("rootfs");
+    let dir = crate::common::TempDir::new("rootfs");
     std::fs::create_dir_all(dir.path().join("bin")).unwrap();
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
@@ -183,10 +181,10 @@ fn real_engine_status_and_plan_report_an_exited_node() {
     ensure_image();
     let fake = FakeCluster::new("status");
     sh(&["docker", "stop", "--time", "0", &format!("{}-control-plane", fake.name)]).unwrap();
-    let project = common::TempDir::new("real-status");
-    let state = common::TempDir::new("real-status-state");
+    let project = crate::common::TempDir::new("real-status");
+    let state = crate::common::TempDir::new("real-status-state");
     // The real kind world (no simulation): only `docker ps` runs, since the nodes are not all up.
-    let out = common::run_in(
+    let out = crate::common::run_in(
         project.path(),
         state.path(),
         None,
@@ -199,7 +197,7 @@ fn real_engine_status_and_plan_report_an_exited_node() {
         "{out:?}"
     );
     assert!(out.stderr.contains("has exited"), "{out:?}");
-    let out = common::run_in(
+    let out = crate::common::run_in(
         project.path(),
         state.path(),
         None,
@@ -248,25 +246,21 @@ fn real_engine_down_removes_node_containers_that_kind_delete_left_behind() {
     ensure_image();
     let fake = FakeCluster::new("leftover");
     // A stand-in `kind` whose delete "succeeds" without removing anything, as after a crash mid-delete.
-    let bin = common::TempDir::new("fakebin");
+    let bin = crate::common::TempDir::new("fakebin");
     bin.write("kind", "#!/bin/sh\necho \"fake kind $*\" >&2\nexit 0\n");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(bin.path().join("kind"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let project = common::TempDir::new("leftover-proj");
-    let state = common::TempDir::new("leftover-state");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devenv"))
+    let project = crate::common::TempDir::new("leftover-proj");
+    let state = crate::common::TempDir::new("leftover-state");
+    let out = crate::common::devenv(project.path(), state.path())
         .args(["down", "-n", &fake.name])
-        .current_dir(project.path())
         .env(
             "PATH",
             format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default()),
         )
-        .env("DEVENV_STATE_DIR", state.path())
-        .env("CI", "true")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+        .output();
+    let err = &out.stderr;
+    assert_eq!(out.code, 0, "{err}");
     assert!(err.contains("remove leftover node(s)"), "{err}");
     let left = sh(&[
         "docker",

@@ -1,8 +1,6 @@
 //! The planner on its own: desired (from real config files) + an observed environment -> steps.
 //! Pure functions; no world is involved.
 
-mod common;
-
 use devenv::config::{self, Overrides};
 use devenv::plan::{self, Action, Change, Desired, Observed, Options, Selection};
 use devenv::world::{Applied, ClusterState, NodeState, ReleaseInfo};
@@ -14,7 +12,7 @@ fn desired_in(dir: &Path, sel: Selection) -> Desired {
 }
 
 fn defaults() -> Desired {
-    let d = common::TempDir::new("plan");
+    let d = crate::common::TempDir::new("plan");
     desired_in(d.path(), Selection::default())
 }
 
@@ -145,7 +143,7 @@ fn exited_nodes_are_started_not_recreated() {
 
 #[test]
 fn a_changed_values_file_upgrades_only_that_component() {
-    let dir = common::TempDir::new("plan-values");
+    let dir = crate::common::TempDir::new("plan-values");
     let before = desired_in(dir.path(), Selection::default());
     let o = converged(&before);
     dir.write(
@@ -173,7 +171,7 @@ fn a_changed_values_file_upgrades_only_that_component() {
 
 #[test]
 fn switching_the_ingress_removes_the_old_one_devenv_installed() {
-    let dir = common::TempDir::new("plan-ingress");
+    let dir = crate::common::TempDir::new("plan-ingress");
     let before = desired_in(dir.path(), Selection::default());
     let o = converged(&before);
     dir.write("devenv.yaml", "ingress: traefik\n");
@@ -186,7 +184,7 @@ fn switching_the_ingress_removes_the_old_one_devenv_installed() {
 
 #[test]
 fn only_and_skip_limit_the_components_and_name_typos() {
-    let dir = common::TempDir::new("plan-only");
+    let dir = crate::common::TempDir::new("plan-only");
     let d = desired_in(
         dir.path(),
         Selection {
@@ -224,7 +222,7 @@ fn smoke_tests_rerun_when_they_have_not_passed_since_the_last_change() {
 
 #[test]
 fn a_versions_file_from_before_the_optional_components_takes_their_built_in_pins() {
-    let d = common::TempDir::new("plan-old-versions");
+    let d = crate::common::TempDir::new("plan-old-versions");
     let builtin = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/versions.yaml")).unwrap();
     let cut = builtin
         .find("  # Optional components")

@@ -1,8 +1,6 @@
 //! The real adapters, without the real tools: the exact command lines they build, and how they
 //! read the real output of kind, helm and docker (verbatim samples in tests/samples/).
 
-mod common;
-
 use devenv::adapters::{docker, existing, helm, kind, minikube};
 use devenv::exec::Cancel;
 use devenv::process::ScriptedRunner;
@@ -493,7 +491,7 @@ fn a_throwaway_container_gets_every_value_as_its_own_argument_and_no_network() {
 
 #[test]
 fn the_engine_api_is_used_only_where_it_reaches_the_engine_the_docker_cli_uses() {
-    let home = common::TempDir::new("docker-context");
+    let home = crate::common::TempDir::new("docker-context");
     let vars = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
         let mut v: std::collections::BTreeMap<String, String> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

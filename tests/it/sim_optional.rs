@@ -3,9 +3,7 @@
 //! volume's files are real files on this machine: the simulated pods write and read them through
 //! the directories the generated kind config mounts.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use devenv::sim::Call;
 
 fn overlap(a: &Call, b: &Call) -> bool {

@@ -3,8 +3,6 @@
 //! and truncated text. None may panic; a config error must name its file. Run lengths and results
 //! are in RELIABILITY.md.
 
-mod common;
-
 use devenv::adapters::{docker, existing, helm, kind, minikube};
 use devenv::config::{self, Overrides};
 use devenv::tools::version;
@@ -93,7 +91,7 @@ proptest! {
     #[test]
     fn mutated_config_files_load_or_fail_naming_the_file(which in 0usize..4, edits in prop::collection::vec(edit(), 1..4)) {
         let name = FILES[which];
-        let dir = common::TempDir::new("fuzz-config");
+        let dir = crate::common::TempDir::new("fuzz-config");
         dir.write(name, &apply(&original(name), &edits));
         match config::load(dir.path(), Path::new("."), &Overrides::default()) {
             Ok(_) => {}

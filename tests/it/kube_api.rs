@@ -3,11 +3,8 @@
 //! up by each test. Real `kubectl` reads the same server, which shows the double speaks the real
 //! protocol.
 
-mod apiserver;
-mod common;
-
-use apiserver::ApiServer;
-use common::TempDir;
+use crate::apiserver::ApiServer;
+use crate::common::TempDir;
 use devenv::adapters::kube::KubeApi;
 use devenv::exec::Cancel;
 use devenv::world::{Kube, KubeTarget, SmokeSpec};
@@ -658,7 +655,7 @@ fn the_shared_check_writes_from_one_pod_and_reads_from_another_through_a_real_di
         Duration::from_secs(5),
     );
     let container = serde_json::to_value(&reader).unwrap()["spec"]["template"]["spec"]["containers"][0].clone();
-    let passed = apiserver::run_container(&container, other.path());
+    let passed = crate::apiserver::run_container(&container, other.path());
     assert!(!passed, "the reader passed without the writer's file");
     // End to end: a claim whose directory is not there fails the check, naming the claim.
     f.server
