@@ -1,4 +1,4 @@
-//! Breaking things on purpose, on the SIMULATED world (src/world/sim.rs): a fault at every external
+//! Breaking things on purpose, on the SIMULATED world (src/sim/): a fault at every external
 //! step, interrupts at many points, concurrent runs, and a record from a newer devenv. Each must
 //! end with a clear error and exit code, never a panic, and the next `up` must converge.
 

@@ -1,4 +1,4 @@
-//! Each component as its real chart behaves, in-process on the SIMULATED world (src/world/sim/:
+//! Each component as its real chart behaves, in-process on the SIMULATED world (src/sim/:
 //! no cluster, chart or container is involved). The simulated helm renders the values files
 //! devenv writes through chart models that `tests/charts.rs` holds to real Helm renders of the
 //! pinned charts, so what these tests see of a chart (labels, Service types, images, Ingresses,

@@ -1,5 +1,5 @@
 //! The optional components (monitoring, metrics-server, shared-data) end to end, in-process, on
-//! the SIMULATED world (src/world/sim.rs: no cluster, chart or container is involved). The shared
+//! the SIMULATED world (src/sim/: no cluster, chart or container is involved). The shared
 //! volume's files are real files on this machine: the simulated pods write and read them through
 //! the directories the generated kind config mounts.
 

@@ -1,5 +1,5 @@
 //! `up`, `plan`, `status`, `down` end to end, in-process, on the SIMULATED world (no cluster,
-//! chart or container is involved; see src/world/sim.rs). Latencies are set per operation so
+//! chart or container is involved; see src/sim/). Latencies are set per operation so
 //! that concurrency and interrupts can be observed.
 
 use crate::common::Lab;
