@@ -1044,7 +1044,9 @@ impl Kube for SimWorld {
                         Error::failed(format!("namespaces \"{}\" not found (simulated)", spec.namespace), "")
                     })?;
                 ns.echo = true;
-                ns.ingress_class = spec.ingress_class.clone();
+                // The class the real adapter's Ingress names.
+                let (_, _, _, ingress) = crate::adapters::kube::smoke_objects(spec);
+                ns.ingress_class = ingress.spec.and_then(|s| s.ingress_class_name);
                 Ok(())
             },
         )?;
@@ -1117,10 +1119,18 @@ impl Kube for SimWorld {
             cancel,
             |_| {},
             |s| {
+                // The very objects the real adapter writes: the claim they bind, the node path and
+                // hostPath type of the volume.
+                let (_, pv, pvc) = crate::adapters::kube::volume_objects(v);
+                let host = pv.spec.as_ref().and_then(|s| s.host_path.clone()).unwrap_or_default();
+                let key = format!(
+                    "{}/{}",
+                    pvc.metadata.namespace.unwrap_or_default(),
+                    pvc.metadata.name.unwrap_or_default()
+                );
                 let cl = Self::cluster_mut(s, &c)?;
-                let key = format!("{}/{}", v.namespace, v.claim);
-                cl.volumes.insert(key.clone(), v.node_path.clone());
-                cl.volume_types.insert(key, HOST_PATH_TYPE.to_string());
+                cl.volumes.insert(key.clone(), host.path);
+                cl.volume_types.insert(key, host.type_.unwrap_or_default());
                 Ok(())
             },
         )
