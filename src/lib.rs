@@ -121,18 +121,12 @@ where
     if env.handle_signals {
         signals::install(env.cancel.clone(), ledger.clone());
     }
-    let mut cli = cli;
-    if let cli::Command::Run { ephemeral: true, .. } = &cli.command {
-        let base = cli.global.name.clone().unwrap_or_else(|| "devenv".into());
-        let suffix: String = probe::token().chars().take(6).collect();
-        cli.global.name = Some(format!("{}-{suffix}", base.chars().take(33).collect::<String>()));
-    }
     let confirm = if env.stdin_is_terminal {
         Some(std::sync::Mutex::new(env.stdin))
     } else {
         None
     };
-    let app = commands::App {
+    let mut app = commands::App {
         global: cli.global,
         vars: env.vars,
         cwd: env.cwd,
@@ -142,6 +136,16 @@ where
         world: env.world.take(),
         confirm,
     };
+    if let cli::Command::Run { ephemeral: true, .. } = &cli.command {
+        // `<name>-<6 hex>`, the name being --name or devenv.yaml's (a config that does not load
+        // fails the same way in `up` a moment later).
+        let base = match &app.global.name {
+            Some(n) => n.clone(),
+            None => app.config().map(|c| c.project.name).unwrap_or_else(|_| "devenv".into()),
+        };
+        let suffix: String = probe::token().chars().take(6).collect();
+        app.global.name = Some(format!("{}-{suffix}", base.chars().take(33).collect::<String>()));
+    }
     let result = match &cli.command {
         cli::Command::Up {
             select,

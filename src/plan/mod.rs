@@ -532,28 +532,30 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         });
     }
 
-    // 7. Smoke tests, last.
-    if d.smoke {
+    // 7. Smoke tests, last, when there is anything to check (an environment of no built-in
+    // component has none).
+    let anything_to_check =
+        !d.probes.is_empty() || !d.in_cluster.is_empty() || d.metrics_check || (d.shared.is_some() && !shared_waits);
+    if d.smoke && anything_to_check {
         let changed = steps.iter().any(|s| s.change.mutates());
         let passed_before = recorded(&RecordKey::Smoke).as_deref() == Some(d.smoke_digest.as_str());
-        let mut checks: Vec<&str> = d.probes.iter().map(|p| p.name.as_str()).collect();
+        let mut checks: Vec<String> = Vec::new();
+        if !d.probes.is_empty() {
+            let names: Vec<&str> = d.probes.iter().map(|p| p.name.as_str()).collect();
+            checks.push(format!("{} from this machine", names.join(", ")));
+        }
         if d.metrics_check {
-            checks.push("the metrics API");
+            checks.push("the metrics API".into());
+        }
+        if !d.in_cluster.is_empty() {
+            checks.push("in-cluster DNS".into());
         }
         if d.shared.is_some() && !shared_waits {
-            checks.push("the shared volume");
+            checks.push("the shared volume".into());
         }
-        let what = if checks.is_empty() {
-            "no endpoints".to_string()
-        } else {
-            checks.join(", ")
-        };
+        let what = checks.join(", ");
         let (kind, reason, action) = if changed || !passed_before {
-            (
-                Change::Run,
-                format!("connect from this machine to {what}"),
-                Action::Smoke,
-            )
+            (Change::Run, format!("check {what}"), Action::Smoke)
         } else {
             (
                 Change::Keep,
@@ -561,11 +563,8 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 Action::Nothing,
             )
         };
-        let deps = steps
-            .iter()
-            .filter(|s| s.id != StepId::Cluster)
-            .map(|s| s.id.clone())
-            .collect();
+        // After every other step, the cluster's included: the checks need what they all made.
+        let deps = steps.iter().map(|s| s.id.clone()).collect();
         steps.push(Step {
             id: StepId::Smoke,
             change: kind,

@@ -43,11 +43,19 @@ impl<'a> Smoke<'a> {
 /// The smoke run, and once it passed, its digest in devenv's record: a later `up` with nothing
 /// changed skips it.
 pub fn run_and_record(s: &Smoke, ctx: &StepCtx, reporter: &Reporter, junit: Option<&std::path::Path>) -> Result<()> {
-    run(s, ctx, reporter, junit)?;
+    let key = crate::plan::RecordKey::Smoke.key();
+    if let Err(e) = run(s, ctx, reporter, junit) {
+        // A failed run is not a pass: the next `up` runs the checks again.
+        let _ = s
+            .world
+            .kube
+            .set_applied(s.target, &s.desired.name, &key, None, &crate::exec::Cancel::new());
+        return Err(e);
+    }
     s.world.kube.set_applied(
         s.target,
         &s.desired.name,
-        &crate::plan::RecordKey::Smoke.key(),
+        &key,
         Some(&s.desired.smoke_digest),
         ctx.cancel,
     )

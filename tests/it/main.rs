@@ -12,6 +12,7 @@ mod config_corpus;
 mod data_dir;
 mod docker_engine;
 mod doctor;
+mod first_day;
 mod fuzz;
 mod image_load;
 mod kube_api;
