@@ -66,7 +66,8 @@ pub struct SelectArgs {
     /// Do not run the smoke tests
     #[arg(long)]
     pub no_test: bool,
-    /// Delete and create the cluster again (its data is lost)
+    /// Delete the cluster and create it again: everything in it is lost but what devenv keeps on
+    /// this machine (PostgreSQL's data with postgresql.persistentData, the shared files)
     #[arg(long)]
     pub recreate: bool,
     /// Switch optional components on: monitoring, metrics-server, shared-data (remembered)
@@ -92,7 +93,7 @@ pub enum Command {
         /// Fail at once if another devenv is working on this environment
         #[arg(long)]
         no_wait: bool,
-        /// Confirm destructive changes (--recreate deletes the cluster and its data) without asking
+        /// Confirm --recreate (it deletes the cluster; see --recreate for what is kept) without asking
         #[arg(short, long)]
         yes: bool,
     },
@@ -101,9 +102,11 @@ pub enum Command {
         #[command(flatten)]
         select: SelectArgs,
     },
-    /// Remove the environment (idempotent)
+    /// Delete the cluster (on an existing cluster: devenv's releases only); PostgreSQL's data and
+    /// the shared files stay on this machine unless --purge (idempotent)
     Down {
-        /// Also delete devenv's state for it (kubeconfig, generated values, logs)
+        /// Also delete devenv's state for it: kubeconfig, generated values, credentials, and the
+        /// data kept on this machine (PostgreSQL's, the shared files; never a sharedData.path of yours)
         #[arg(long)]
         purge: bool,
         /// Fail at once if another devenv is working on this environment
@@ -161,6 +164,31 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The command's name as typed (`tools list` for a subcommand), for the json summary.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Up { .. } => "up",
+            Command::Plan { .. } => "plan",
+            Command::Down { .. } => "down",
+            Command::Status => "status",
+            Command::Load { .. } => "load",
+            Command::Test { .. } => "test",
+            Command::Env { .. } => "env",
+            Command::Run { .. } => "run",
+            Command::Doctor => "doctor",
+            Command::Tools {
+                command: ToolsCommand::List,
+            } => "tools list",
+            Command::Tools {
+                command: ToolsCommand::Install { .. },
+            } => "tools install",
+            Command::Init { .. } => "init",
+            Command::Completions { .. } => "completions",
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -115,6 +115,24 @@ impl Error {
         }
     }
 
+    /// The same error, its message led by what failed (`redis: …`), unless it already names it.
+    pub fn in_step(self, what: &str) -> Self {
+        let lead = |m: String| {
+            if m.starts_with(what) { m } else { format!("{what}: {m}") }
+        };
+        match self {
+            Error::Failed { message, help } => Error::Failed {
+                message: lead(message),
+                help,
+            },
+            Error::Prerequisite { message, help } => Error::Prerequisite {
+                message: lead(message),
+                help,
+            },
+            other => other,
+        }
+    }
+
     pub fn help(&self) -> Option<&str> {
         match self {
             Error::Config { help, .. }

@@ -138,6 +138,17 @@ pub fn missing(
 
 /// The import command kind runs in a node. With a single-platform archive `--all-platforms`
 /// would fail on the platforms it lacks ("content digest … not found").
+/// What to do about a failed import, from what the node's containerd said.
+fn import_help(printed: &str) -> &'static str {
+    if printed.contains("no space left on device") {
+        "the node's disk is full: a kind node keeps its images in Docker's storage on this machine; free space there (`docker system df` shows it, `docker image prune` frees it) and run the command again"
+    } else if printed.contains("content digest") && printed.contains("not found") {
+        "the image is multi-platform and Docker uses the containerd image store, so `docker save` holds only this machine's platform: `devenv doctor` says so"
+    } else {
+        "`devenv doctor` checks the node and the engine"
+    }
+}
+
 pub fn import_argv(all_platforms: bool) -> Vec<String> {
     let mut a: Vec<String> = ["ctr", "--namespace=k8s.io", "images", "import"]
         .map(String::from)
@@ -220,15 +231,18 @@ pub fn load(
                 ),
             })?;
             if out.code != 0 {
+                let printed = format!("{}\n{}", out.stdout, out.stderr);
                 return Err(Error::failed(
                     format!(
-                        "node {}: `{}` exited with status {}:\n{}",
+                        "node {}: loading {} failed: {}\n  `{}` exited with status {}:\n{}",
                         d.node,
+                        names.join(", "),
+                        crate::process::cause(&out.stderr).unwrap_or_default(),
                         import_argv(platform.is_none()).join(" "),
                         out.code,
-                        crate::process::tail(&format!("{}\n{}", out.stdout, out.stderr), 8)
+                        crate::process::tail(&printed, 8)
                     ),
-                    "if it says \"content digest … not found\", the image is multi-platform and Docker uses the containerd image store: `devenv doctor` says so",
+                    import_help(&printed),
                 ));
             }
             total += d.bytes;

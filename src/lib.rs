@@ -109,17 +109,17 @@ where
     };
     let color =
         mode == output::Mode::Terminal && !cli.global.no_color && env.vars.get("NO_COLOR").is_none_or(|v| v.is_empty());
-    let reporter = output::Reporter::new(
+    let reporter = Arc::new(output::Reporter::new(
         mode,
         cli.global.quiet,
         cli.global.verbose,
         color,
         env.stdout,
         env.stderr,
-    );
+    ));
     let ledger = Arc::new(exec::Ledger::new());
     if env.handle_signals {
-        signals::install(env.cancel.clone(), ledger.clone());
+        signals::install(env.cancel.clone(), ledger.clone(), reporter.clone());
     }
     let confirm = if env.stdin_is_terminal {
         Some(std::sync::Mutex::new(env.stdin))
@@ -189,11 +189,13 @@ where
             Ok(())
         }
     };
-    match result {
+    let code = match result {
         Ok(()) => error::exit::OK,
         Err(e) => {
             app.reporter.error(&e);
             e.exit_code()
         }
-    }
+    };
+    app.reporter.finish(cli.command.name(), code);
+    code
 }

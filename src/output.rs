@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct Reporter {
     err: Mutex<Sink>,
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// A `summary` event went out (json mode): `finish` then adds none.
+    summarized: AtomicBool,
 }
 
 fn clock() -> String {
@@ -95,6 +98,7 @@ impl Reporter {
             err: Mutex::new(err),
             multi,
             bars: Mutex::new(HashMap::new()),
+            summarized: AtomicBool::new(false),
         }
     }
 
@@ -122,9 +126,48 @@ impl Reporter {
         if self.mode != Mode::Json {
             return;
         }
+        let mut v = v;
+        if v["event"] == "summary" {
+            self.summarized.store(true, Ordering::SeqCst);
+            // A command sends its own summary only when it succeeded.
+            if v.get("exit_code").is_none() {
+                v["exit_code"] = 0.into();
+            }
+        }
         let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(o, "{v}");
         let _ = o.flush();
+    }
+
+    /// The last JSON line of every command (json mode): its `summary`, unless the command sent
+    /// a fuller one itself, with the exit code either way.
+    pub fn finish(&self, command: &str, code: u8) {
+        if self.mode != Mode::Json || self.summarized.load(Ordering::SeqCst) {
+            return;
+        }
+        let result = match code {
+            0 => "ok",
+            130 | 143 => "interrupted",
+            _ => "failed",
+        };
+        self.json(serde_json::json!({"event": "summary", "command": command, "result": result, "exit_code": code}));
+    }
+
+    /// Text for a person only (a table whose rows also went out as their own events): nothing
+    /// in json mode.
+    pub fn human(&self, text: &str) {
+        if self.mode != Mode::Json {
+            self.info(text);
+        }
+    }
+
+    /// What a signal handler says while steps may be drawing: above the live lines on a
+    /// terminal (a redraw does not erase it), even with --quiet.
+    pub fn notice(&self, text: &str) {
+        match self.mode {
+            Mode::Json => self.json(serde_json::json!({"event": "warning", "message": text})),
+            _ => self.line(&sanitize(text)),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -248,14 +291,22 @@ impl Reporter {
         bar.set_message(message);
     }
 
+    /// An entry of the undo ledger run at the end: a `rollback` of what a failed run half made,
+    /// or the `cleanup` of what every run removes again (the smoke namespace).
     pub fn undone(&self, u: &Undone) {
+        let (event, done, failed) = match u.scope {
+            crate::exec::Scope::OnFailure => ("rollback", "rolled back", "roll back"),
+            crate::exec::Scope::Always => ("cleanup", "cleaned up", "clean up"),
+        };
         match (&u.error, self.mode) {
-            (None, Mode::Json) => self.json(serde_json::json!({"event": "rollback", "undone": u.description})),
+            (None, Mode::Json) => self.json(serde_json::json!({"event": event, "undone": u.description})),
             (Some(e), Mode::Json) => {
-                self.json(serde_json::json!({"event": "rollback", "undone": u.description, "error": e}))
+                self.json(serde_json::json!({"event": event, "undone": u.description, "error": e}))
             }
-            (None, _) => self.line(&format!(" ↺ rolled back: {}", u.description)),
-            (Some(e), _) => self.warn(&format!("could not roll back {}: {e}", u.description)),
+            // A successful run's cleanup is no news.
+            (None, _) if !u.after_failure => self.debug(&format!(" ↺ {done}: {}", u.description)),
+            (None, _) => self.line(&format!(" ↺ {done}: {}", u.description)),
+            (Some(e), _) => self.warn(&format!("could not {failed} {}: {e}", u.description)),
         }
     }
 

@@ -73,7 +73,9 @@ pub struct Output {
 pub enum RunError {
     #[error("`{program}` was not found on PATH")]
     NotFound { program: String },
-    #[error("`{command}` exited with status {code}{}", tail_suffix(.stderr))]
+    /// Led by the cause (the tool's own `Error: …` line), then the command, once, and the tail
+    /// of what it printed.
+    #[error("{}", failed_message(.command, *.code, .stderr))]
     Failed {
         command: String,
         code: i32,
@@ -93,6 +95,33 @@ pub enum RunError {
     Cancelled { command: String },
     #[error("could not run `{command}`: {message}")]
     Io { command: String, message: String },
+}
+
+/// The line of a tool's stderr that says what went wrong: the last one that starts the way
+/// helm (`Error: …`), kubectl (`error: …`, `Error from server …`), kind (`ERROR: …`) and docker
+/// (`Error response from daemon: …`) say it; else the last line it printed.
+pub fn cause(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let is_cause = |l: &&&str| {
+        ["Error:", "Error ", "error:", "ERROR:", "FATAL", "fatal:"]
+            .iter()
+            .any(|p| l.starts_with(p))
+    };
+    let line = lines.iter().rev().find(is_cause).or(lines.last())?;
+    Some(tail(line, 1).trim_start().to_string())
+}
+
+fn failed_message(command: &str, code: i32, stderr: &str) -> String {
+    let Some(cause) = cause(stderr) else {
+        return format!("`{command}` exited with status {code}");
+    };
+    let t = tail(stderr, 12);
+    let more = if t.lines().count() > 1 {
+        format!(":\n{t}")
+    } else {
+        String::new()
+    };
+    format!("{cause}\n  `{command}` exited with status {code}{more}")
 }
 
 fn tail_suffix(stderr: &str) -> String {
@@ -442,6 +471,47 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_leads_with_the_tools_own_error_line_and_names_the_command_once() {
+        // helm --debug prints its error first and a Go stack after it (a verbatim sample).
+        let stderr = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/samples/helm/upgrade-fail-context-deadline-debug-v3.partial.stderr.txt"
+        ))
+        .unwrap();
+        let e = RunError::Failed {
+            command: "helm upgrade --install --namespace=redis -- redis oci://x/redis".into(),
+            code: 1,
+            stdout: String::new(),
+            stderr,
+        };
+        let msg = e.to_string();
+        assert_eq!(
+            msg.lines().next().unwrap(),
+            "Error: UPGRADE FAILED: create: failed to create: context deadline exceeded"
+        );
+        assert_eq!(msg.matches("helm upgrade --install").count(), 1, "{msg}");
+        assert!(msg.contains("exited with status 1:"), "{msg}");
+        // kind's own ERROR line, with docker's reason in the tail after it (a verbatim sample).
+        let stderr = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/samples/kind/create-cluster-tty-fail-port-in-use-chaosmesh666.stderr.txt"
+        ))
+        .unwrap();
+        let kind = RunError::Failed {
+            command: "kind create cluster --name=devenv".into(),
+            code: 1,
+            stdout: String::new(),
+            stderr,
+        }
+        .to_string();
+        assert!(
+            kind.starts_with("ERROR: failed to create cluster: docker run error:"),
+            "{kind}"
+        );
+        assert!(kind.contains("bind: address already in use"), "{kind}");
+    }
+
+    #[test]
     fn a_tool_killed_by_a_signal_is_named_and_its_output_is_cut_and_cleaned() {
         let err = SystemRunner
             .run(
@@ -462,16 +532,17 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(msg.len() < 2000, "{} bytes", msg.len());
-        // What the tool printed, after the command line (which quotes the script itself).
-        let printed = msg.split_once("exited with status 3:").unwrap().1;
+        // What the tool printed leads the message, cut and cleaned.
+        let printed = msg.lines().next().unwrap();
         assert!(
-            printed.starts_with("\n  red") && printed.contains("more characters)"),
+            printed.starts_with("red") && printed.contains("more characters)"),
             "{printed:.300}"
         );
         assert!(
             !printed.contains('\x1b') && !printed.contains("pwned"),
             "{printed:.300}"
         );
+        assert!(msg.contains("exited with status 3"), "{msg:.600}");
     }
 
     #[test]

@@ -5,11 +5,11 @@ use crate::error::Signal;
 use crate::exec::{Cancel, Ledger, Reason};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::io::Write;
 use std::sync::Arc;
 
-/// Installs the handlers for the life of the process.
-pub fn install(cancel: Cancel, ledger: Arc<Ledger>) {
+/// Installs the handlers for the life of the process. What they say goes through the reporter:
+/// on a terminal above the live step lines, which would otherwise draw over it.
+pub fn install(cancel: Cancel, ledger: Arc<Ledger>, reporter: Arc<crate::output::Reporter>) {
     let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
         return;
     };
@@ -19,26 +19,25 @@ pub fn install(cancel: Cancel, ledger: Arc<Ledger>) {
             let s = if sig == SIGTERM { Signal::Term } else { Signal::Int };
             seen += 1;
             if seen == 1 {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n{} received: stopping and cleaning up (press Ctrl-C again to exit at once)",
+                reporter.notice(&format!(
+                    "{} received: stopping and cleaning up (press Ctrl-C again to exit at once)",
                     s.name()
-                );
+                ));
                 cancel.cancel(Reason::Signal(s));
                 continue;
             }
             let left = ledger.pending();
-            let mut err = std::io::stderr();
-            let _ = writeln!(err, "error: interrupted twice; exiting without cleaning up");
+            let mut text = String::from("error: interrupted twice; exiting without cleaning up\n");
             if left.is_empty() {
-                let _ = writeln!(err, "nothing was left behind");
+                text.push_str("nothing was left behind");
             } else {
-                let _ = writeln!(err, "left behind:");
+                text.push_str("left behind:\n");
                 for l in &left {
-                    let _ = writeln!(err, "  - {l}");
+                    text.push_str(&format!("  - {l}\n"));
                 }
-                let _ = writeln!(err, "help: the next `devenv up` or `devenv down` cleans these up");
+                text.push_str("help: the next `devenv up` or `devenv down` cleans these up");
             }
+            reporter.notice(&text);
             std::process::exit(i32::from(s.exit_code()));
         }
     });

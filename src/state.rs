@@ -31,6 +31,14 @@ impl State {
         State { dir: base.join(env) }
     }
 
+    /// What devenv keeps for the machine rather than for one environment (notices shown once),
+    /// beside the environments' directories (an environment name never starts with a dot).
+    pub fn machine(base: &Path) -> Self {
+        State {
+            dir: base.join(".machine"),
+        }
+    }
+
     pub fn ensure(&self) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io_err(&self.dir, e))
@@ -199,6 +207,70 @@ impl State {
         }
         self.write_private("with", &format!("{}\n", names.join("\n")))
             .map(|_| ())
+    }
+}
+
+/// The last failure of a step (a component's install, the cluster, the smoke run), kept in
+/// `failures.json` until that step next succeeds, so that `status` can say why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Failure {
+    /// The command that ran it: `up` or `test`.
+    pub command: String,
+    pub message: String,
+    #[serde(default)]
+    pub help: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+}
+
+impl Failure {
+    pub fn now(command: &str, e: &Error) -> Self {
+        Failure {
+            command: command.into(),
+            message: e.to_string(),
+            help: e.help().unwrap_or_default().into(),
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+const FAILURES: &str = "failures.json";
+
+impl State {
+    /// The last failure of each step that has not succeeded since, by step id. A file that does
+    /// not parse tells nothing (it is only a report).
+    pub fn failures(&self) -> BTreeMap<String, Failure> {
+        crate::files::read_text(&self.path(FAILURES), 1 << 20, crate::files::Links::Refuse)
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records failures (`Some`) and clears the steps that succeeded (`None`), in one write.
+    pub fn update_failures(&self, changes: impl IntoIterator<Item = (String, Option<Failure>)>) -> Result<()> {
+        let before = self.failures();
+        let mut after = before.clone();
+        for (id, f) in changes {
+            match f {
+                Some(f) => after.insert(id, f),
+                None => after.remove(&id),
+            };
+        }
+        if after == before {
+            return Ok(());
+        }
+        if after.is_empty() {
+            return match std::fs::remove_file(self.path(FAILURES)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&self.path(FAILURES), e)),
+                _ => Ok(()),
+            };
+        }
+        let text = serde_json::to_string_pretty(&after).unwrap_or_default();
+        self.write_private(FAILURES, &text).map(|_| ())
     }
 }
 

@@ -17,6 +17,8 @@ pub fn run(app: &App, purge: bool, no_wait: bool) -> Result<()> {
 pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Cancel) -> Result<()> {
     let ctx = crate::context::Context::new(app, None)?;
     let (config, state, desired, world) = (&ctx.config, &ctx.state, &ctx.desired, &ctx.world);
+    // A name that has no environment (a misspelt -n) leaves nothing behind, not even its lock.
+    let had_state = state.dir.exists();
     let lock = state.lock(no_wait, cancel, |m| app.reporter.info(m))?;
     // Before anything is removed: how PostgreSQL's files will be (refused if they cannot be).
     let helper = if purge {
@@ -42,7 +44,12 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
             remove_installed(app, world, state, name, cancel)?
         }
         ClusterState::Present { .. } => {
-            step(app, "cluster", &format!("delete cluster {name}"), || {
+            let fate = if purge {
+                "with --purge nothing is kept".to_string()
+            } else {
+                desired.deletion_keeps(Some(&state.data_dir()))
+            };
+            step(app, "cluster", &format!("delete cluster {name} ({fate})"), || {
                 world.cluster.delete(name, cancel)
             })?;
             if config.project.driver == Driver::Kind {
@@ -52,7 +59,12 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
         }
     };
     let _ = std::fs::remove_file(state.kubeconfig());
+    // The failures `status` reports were of the cluster that is gone.
+    state.update_failures(state.failures().into_keys().map(|k| (k, None)))?;
     drop(lock);
+    if !had_state && !removed {
+        let _ = std::fs::remove_dir_all(&state.dir);
+    }
     if purge && state.dir.exists() {
         if let Some(image) = &helper {
             remove_data_as_root(app, world, state, image, cancel)?;

@@ -22,7 +22,22 @@ pub fn variables(app: &App) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     vars.insert("KUBECONFIG".to_string(), state.kubeconfig().display().to_string());
     let mut credentials = None;
+    let failures = state.failures();
     for c in &desired.components {
+        // A component whose last install failed has nothing to reach: its variables would lie.
+        if let Some(f) = failures.get(&c.name)
+            && !c.env.is_empty()
+        {
+            let names: Vec<&str> = c.env.iter().map(|v| v.name).collect();
+            app.reporter.warn(&format!(
+                "{} left out: {}'s last `devenv {}` failed ({}); `devenv status` says more, `devenv up` tries again",
+                names.join(", "),
+                c.name,
+                f.command,
+                f.message.lines().next().unwrap_or_default()
+            ));
+            continue;
+        }
         for var in &c.env {
             let mut value = String::new();
             for part in &var.value {

@@ -30,7 +30,8 @@ pub struct App {
     pub global: Global,
     pub vars: BTreeMap<String, String>,
     pub cwd: PathBuf,
-    pub reporter: Reporter,
+    /// Shared with the signal handler, which reports through it too.
+    pub reporter: Arc<Reporter>,
     pub cancel: Cancel,
     pub ledger: Arc<Ledger>,
     /// Injected by in-process tests; otherwise chosen from the driver (or DEVENV_SIMULATE).

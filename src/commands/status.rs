@@ -35,6 +35,15 @@ pub fn run(app: &App) -> Result<()> {
                 match world.kube.server_version(&ctx.target, &app.cancel) {
                     Ok(v) => {
                         text.push_str(&format!("kubernetes:  {v}\n"));
+                        let kubectl = ctx
+                            .tools
+                            .iter()
+                            .find(|f| f.check == "tool kubectl")
+                            .and_then(|f| f.version);
+                        if let Some(w) = kubectl.and_then(|k| crate::doctor::kubectl_skew(k, &v)) {
+                            app.reporter
+                                .warn(&format!("{}; {}", w.message, w.help.unwrap_or_default()));
+                        }
                         version = Some(v);
                     }
                     Err(e) => problems.push(format!("the API server does not answer: {e}")),
@@ -54,7 +63,9 @@ pub fn run(app: &App) -> Result<()> {
             }
         }
     }
+    let failures = state.failures();
     let mut comps = Vec::new();
+    let mut smoke = serde_json::Value::Null;
     if !matches!(o.cluster, ClusterState::Absent) {
         text.push_str("components:\n");
         let applied = o.applied.clone().unwrap_or_default();
@@ -64,23 +75,34 @@ pub fn run(app: &App) -> Result<()> {
                 .iter()
                 .find(|r| r.name == c.name && r.namespace == c.namespace);
             let status = rel.map(|r| r.status.as_str()).unwrap_or("not installed");
-            let current = applied.entries.get(&format!("component.{}", c.name)) == Some(&c.digest);
+            let recorded = applied.entries.get(&format!("component.{}", c.name));
+            let current = recorded == Some(&c.digest);
+            // What devenv's record says of it: the configuration it last finished installing.
+            let record = match recorded.map(String::as_str) {
+                _ if current => "current",
+                None => "not recorded",
+                Some(crate::plan::INSTALLING) => "unfinished",
+                Some(_) => "outdated",
+            };
             let endpoint = c.endpoint.clone().unwrap_or_default();
             let chart = rel.map(|r| r.chart.clone()).unwrap_or_else(|| "-".into());
             text.push_str(&format!(
-                "  {:<16} {:<30} {:<16} {:<10} {}\n",
-                c.name,
-                chart,
-                status,
-                if current { "current" } else { "outdated" },
-                endpoint
+                "  {:<16} {:<30} {:<16} {:<12} {}\n",
+                c.name, chart, status, record, endpoint
             ));
+            let why = failures
+                .get(&c.name)
+                .map(|f| format!(" (last `{}`: {})", f.command, first_line(&f.message)))
+                .unwrap_or_default();
             if status != "deployed" {
-                problems.push(format!("{} is {status}", c.name));
+                problems.push(format!("{} is {status}{why}", c.name));
             } else if !current {
-                problems.push(format!("{} differs from the configuration", c.name));
+                problems.push(match record {
+                    "outdated" => format!("{} differs from the configuration{why}", c.name),
+                    _ => format!("{} was not seen ready by devenv since it was installed{why}", c.name),
+                });
             }
-            comps.push(serde_json::json!({"name": c.name, "namespace": c.namespace, "chart": chart, "status": status, "current": current, "endpoint": endpoint}));
+            comps.push(serde_json::json!({"name": c.name, "namespace": c.namespace, "chart": chart, "status": status, "current": current, "record": record, "endpoint": endpoint, "last_failure": failures.get(&c.name)}));
         }
         if let Some(sh) = &desired.shared {
             let rec = applied.entries.get("volume.shared-data");
@@ -105,9 +127,51 @@ pub fn run(app: &App) -> Result<()> {
             comps.push(serde_json::json!({"name": "shared-data", "namespace": sh.volume.namespace, "claim": sh.volume.claim, "status": status, "current": current, "directory": dir}));
         }
     }
+    if !matches!(o.cluster, ClusterState::Absent) {
+        let applied = o.applied.clone().unwrap_or_default();
+        let passed = applied.entries.get(&crate::plan::RecordKey::Smoke.key()) == Some(&desired.smoke_digest);
+        let (word, failure) = match failures.get("smoke") {
+            Some(f) => ("failed", Some(f)),
+            None if passed => ("passed", None),
+            None => ("not run since the last change (`devenv test` runs it)", None),
+        };
+        text.push_str(&format!("smoke tests: {word}\n"));
+        if let Some(f) = failure {
+            problems.push(format!(
+                "the last smoke run (`devenv {}`) failed: {}",
+                f.command,
+                first_line(&f.message)
+            ));
+        }
+        smoke = serde_json::json!({"result": word.split(' ').next(), "last_failure": failure});
+        // Failures of steps that are not rows above (the cluster, images, the shared volume).
+        for (id, f) in &failures {
+            if id != "smoke" && !desired.components.iter().any(|c| &c.name == id) {
+                problems.push(format!(
+                    "{id}: the last `{}` failed: {}",
+                    f.command,
+                    first_line(&f.message)
+                ));
+            }
+        }
+        if !failures.is_empty() {
+            text.push_str("last failures:\n");
+            for (id, f) in &failures {
+                text.push_str(&format!(
+                    "  {id} (`devenv {}`, {}): {}\n",
+                    f.command,
+                    ago(f.at),
+                    crate::output::sanitize(&f.message).replace('\n', "\n    ")
+                ));
+                if !f.help.is_empty() {
+                    text.push_str(&format!("    help: {}\n", crate::output::sanitize(&f.help)));
+                }
+            }
+        }
+    }
     app.reporter.data(&text);
     app.reporter.json(serde_json::json!({"event": "status", "environment": desired.name, "driver": desired.driver.as_str(),
-        "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else {"present"}, "nodes": nodes_json, "kubernetes": version, "components": comps, "healthy": problems.is_empty(), "problems": problems}));
+        "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else {"present"}, "nodes": nodes_json, "kubernetes": version, "components": comps, "smoke": smoke, "healthy": problems.is_empty(), "problems": problems}));
     if problems.is_empty() {
         Ok(())
     } else {
@@ -115,5 +179,29 @@ pub fn run(app: &App) -> Result<()> {
             format!("environment `{}` is not healthy: {}", desired.name, problems.join("; ")),
             "run `devenv up` to converge it",
         ))
+    }
+}
+
+/// A message on one line (a smoke failure lists its checks on lines of their own), cut short.
+fn first_line(m: &str) -> String {
+    let one: Vec<&str> = m.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let one = crate::output::sanitize(&one.join(" "));
+    match one.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &one[..i]),
+        None => one,
+    }
+}
+
+/// `3 min ago`, from seconds since the epoch.
+fn ago(at: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    match now.saturating_sub(at) {
+        s if s < 60 => format!("{s} s ago"),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86_400),
     }
 }

@@ -36,6 +36,13 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
     // Missing or too-old tools stop the run before anything is touched (exit 3).
     if !args.dry_run {
         crate::doctor::stop_if_blocking(&ctx.tools)?;
+        for f in ctx.tools.iter().filter(|f| f.level == crate::doctor::Level::Warning) {
+            app.reporter.warn(&format!(
+                "{}{}",
+                f.message,
+                f.help.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
+            ));
+        }
     }
     let _lock = ctx.state.lock(args.no_wait, &app.cancel, |m| app.reporter.info(m))?;
     let observed = ctx.observe(args.dry_run)?;
@@ -85,8 +92,8 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
     if let Some(s) = p.steps.iter().find(|s| s.change == Change::Recreate)
         && !args.yes
     {
-        let kept = ctx.desired.persistent_data.then(|| ctx.state.data_dir());
-        confirm_recreate(app, ctx.name(), &s.reason, kept.as_deref())?;
+        let fate = ctx.desired.deletion_keeps(Some(&ctx.state.data_dir()));
+        confirm_recreate(app, ctx.name(), &s.reason, &fate)?;
     }
     install_notices(&ctx, &p);
     let steps = Steps {
@@ -95,25 +102,64 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         fresh_cluster: p.makes_cluster(),
         shared_waits: p.shared_waits,
     };
+    // Each step's error as it was (with its help), for the record of failures `status` shows.
+    let errors = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let tasks = p
         .steps
         .iter()
         .filter(|s| s.change.mutates())
         .map(|s| {
             let label = format!("{} {}", s.change.word(), s.target);
-            let (steps, step) = (&steps, s.clone());
+            let (steps, step, errors) = (&steps, s.clone(), &errors);
             let deps = s.deps.iter().map(|d| d.to_string()).collect();
-            Task::new(s.id.to_string(), label, deps, move |sc: &StepCtx| steps.run(&step, sc))
+            Task::new(s.id.to_string(), label, deps, move |sc: &StepCtx| {
+                let r = steps.run(&step, sc);
+                if let Err(e) = &r {
+                    let f = crate::state::Failure::now("up", e);
+                    errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(step.id.to_string(), f);
+                }
+                r
+            })
         })
         .collect();
-    let outcome = exec::execute(tasks, &app.cancel, &app.ledger, &|e| match e {
-        Event::Started { id, label } => app.reporter.step_started(id, label),
-        Event::Finished { result } => app.reporter.step_finished(result),
-        Event::Undone(u) => app.reporter.undone(u),
-    });
+    let outcome = exec::execute(
+        tasks,
+        exec::OnFailure::FinishRunning,
+        &app.cancel,
+        &app.ledger,
+        &|e| match e {
+            Event::Started { id, label } => app.reporter.step_started(id, label),
+            Event::Finished { result } => app.reporter.step_finished(result),
+            Event::Undone(u) => app.reporter.undone(u),
+        },
+    );
     let changed = outcome.results.iter().filter(|r| r.status == exec::Status::Ok).count();
+    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failures = outcome.results.iter().filter_map(|r| match r.status {
+        exec::Status::Ok => Some((r.id.clone(), None)),
+        exec::Status::Failed(_) => Some((r.id.clone(), errors.remove(&r.id))),
+        exec::Status::Cancelled | exec::Status::Skipped => None,
+    });
+    if let Err(e) = ctx.state.update_failures(failures) {
+        app.reporter.warn(&format!(
+            "could not keep the record of failures for `devenv status`: {e}"
+        ));
+    }
+    // The step whose error ends the run (the first to fail).
+    let first = outcome.error.as_ref().map(|e| e.to_string());
+    let failed_step = outcome
+        .results
+        .iter()
+        .find(|r| matches!(&r.status, exec::Status::Failed(m) if Some(m) == first.as_ref()))
+        .map(|r| r.id.clone());
     match outcome.error {
-        Some(e) => Err(e),
+        Some(e) => Err(match failed_step {
+            Some(id) if id != StepId::Smoke.to_string() => e.in_step(&id),
+            _ => e,
+        }),
         None => {
             app.reporter.info(&format!(
                 "environment `{}` is up: {changed} step(s) in {}",
@@ -150,14 +196,8 @@ fn check_before_changes(ctx: &Context, p: &Plan) -> Result<()> {
 }
 
 /// Recreating deletes the cluster with every database in it: ask on a terminal, else require --yes.
-fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path::Path>) -> Result<()> {
-    let what = match kept {
-        Some(dir) => format!(
-            "--recreate deletes cluster `{name}` and everything in it except PostgreSQL's data, which is kept in {} (Redis's data is lost)",
-            dir.display()
-        ),
-        None => format!("--recreate deletes cluster `{name}` and all its data (PostgreSQL, Redis, everything in it)"),
-    };
+fn confirm_recreate(app: &App, name: &str, reason: &str, fate: &str) -> Result<()> {
+    let what = format!("--recreate deletes cluster `{name}`: {fate}");
     let Some(stdin) = &app.confirm else {
         return Err(Error::usage(
             format!("{what}; nothing was changed"),
@@ -179,18 +219,19 @@ fn confirm_recreate(app: &App, name: &str, reason: &str, kept: Option<&std::path
     }
 }
 
-/// What a component asks to be told once per environment, when devenv installs it (that
-/// ingress-nginx is retired upstream).
+/// What a component asks to be told once per machine, when devenv installs it (that
+/// ingress-nginx is retired upstream): not again for every environment, ephemeral ones included.
 fn install_notices(ctx: &Context, p: &Plan) {
+    let machine = crate::state::State::machine(&crate::state::base_dir(&ctx.app.vars));
     for c in &ctx.desired.components {
         let Some(notice) = &c.install_notice else { continue };
         let installing = p
             .step(&StepId::Component(c.name.clone()))
             .is_some_and(|s| s.change == Change::Create);
         let marker = format!("notice-{}", c.name);
-        if installing && !ctx.state.path(&marker).exists() {
+        if installing && !machine.path(&marker).exists() {
             ctx.app.reporter.warn(notice);
-            let _ = ctx.state.write_private(&marker, "shown\n");
+            let _ = machine.write_private(&marker, "shown\n");
         }
     }
 }

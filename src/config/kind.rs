@@ -91,9 +91,9 @@ pub enum Protocol {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PortMapping {
-    pub container_port: Spanned<u16>,
+    pub container_port: Spanned<super::yaml::Number>,
     #[serde(default)]
-    pub host_port: Option<Spanned<u16>>,
+    pub host_port: Option<Spanned<super::yaml::Number>>,
     #[serde(default)]
     pub listen_address: Option<Spanned<String>>,
     #[serde(default)]
@@ -234,14 +234,28 @@ impl KindConfig {
                 })?;
             }
             for m in node.extra_port_mappings.iter().flatten() {
+                let container_port = super::yaml::port(
+                    file,
+                    &m.container_port,
+                    &format!("nodes[{i}].extraPortMappings: containerPort"),
+                    1..=65535,
+                    "write the node's port (a NodePort from devenv.yaml's nodePorts) as a whole number",
+                )?;
                 let Some(host) = &m.host_port else { continue };
-                if host.value == 0 {
+                if matches!(host.value, super::yaml::Number::Whole(0)) {
                     return Err(Error::config(
                         at(file, host),
                         "hostPort 0 lets Docker pick a port when the cluster is created, which `devenv env` and the smoke tests could not know",
                         "choose a free port (`devenv doctor` checks that it is free)",
                     ));
                 }
+                let host_port = super::yaml::port(
+                    file,
+                    host,
+                    &format!("nodes[{i}].extraPortMappings: hostPort"),
+                    1..=65535,
+                    "a port on this machine is a whole number from 1 to 65535 (`devenv doctor` checks that it is free)",
+                )?;
                 let listen = m
                     .listen_address
                     .as_ref()
@@ -258,20 +272,20 @@ impl KindConfig {
                 }
                 let protocol = m.protocol.unwrap_or_default();
                 if let Some(prev) = summary.mappings.iter().find(|p| {
-                    p.host_port == host.value
+                    p.host_port == host_port
                         && p.protocol == protocol
                         && (p.listen_address == listen || p.listen_address == "0.0.0.0" || listen == "0.0.0.0")
                 }) {
                     return Err(Error::config(
                         at(file, host),
-                        format!("hostPort {} is already mapped on line {}", host.value, prev.line),
+                        format!("hostPort {host_port} is already mapped on line {}", prev.line),
                         "give each mapping its own host port",
                     ));
                 }
                 summary.mappings.push(HostMapping {
                     node: i,
-                    container_port: m.container_port.value,
-                    host_port: host.value,
+                    container_port,
+                    host_port,
                     listen_address: listen,
                     protocol,
                     line: host.referenced.line(),

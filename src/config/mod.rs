@@ -171,9 +171,22 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
     }
     if let Some(driver) = overrides.driver {
         project.driver = driver;
+        project.driver_at = None;
     }
     if let Some(context) = &overrides.context {
         project.context = Some(context.clone());
+    }
+    // devenv never guesses which cluster an existing one is: the file that chose the driver
+    // must name its context.
+    if project.driver == Driver::Existing
+        && project.context.is_none()
+        && let Some(at) = &project.driver_at
+    {
+        return Err(Error::config(
+            at.clone(),
+            "`driver: existing` needs the kube context of that cluster, and devenv.yaml names none",
+            "add `context: NAME` to devenv.yaml (see `kubectl config get-contexts`), or pass --context NAME",
+        ));
     }
 
     let v = read_or_default(dir, shown, versions::FILE)?;

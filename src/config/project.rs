@@ -42,7 +42,7 @@ pub struct ProjectFile {
     #[serde(default)]
     pub name: Option<Spanned<String>>,
     #[serde(default)]
-    pub driver: Option<Driver>,
+    pub driver: Option<Spanned<Driver>>,
     #[serde(default)]
     pub ingress: Option<Ingress>,
     #[serde(default)]
@@ -127,13 +127,13 @@ const MINIKUBE_DRIVERS: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub struct NodePortsFile {
     #[serde(default)]
-    pub http: Option<Spanned<u16>>,
+    pub http: Option<Spanned<super::yaml::Number>>,
     #[serde(default)]
-    pub https: Option<Spanned<u16>>,
+    pub https: Option<Spanned<super::yaml::Number>>,
     #[serde(default)]
-    pub postgresql: Option<Spanned<u16>>,
+    pub postgresql: Option<Spanned<super::yaml::Number>>,
     #[serde(default)]
-    pub redis: Option<Spanned<u16>>,
+    pub redis: Option<Spanned<super::yaml::Number>>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +234,8 @@ pub struct Timeouts {
 pub struct Project {
     pub name: String,
     pub driver: Driver,
+    /// Where devenv.yaml sets `driver:` (None: the default, or --driver).
+    pub driver_at: Option<crate::error::Location>,
     pub ingress: Ingress,
     pub node_ports: NodePorts,
     pub postgresql: bool,
@@ -292,26 +294,24 @@ impl ProjectFile {
             }
             None => "devenv".to_string(),
         };
-        let port = |p: &Option<Spanned<u16>>, default: u16, what: &str| -> Result<NodePort> {
+        let port = |p: &Option<Spanned<super::yaml::Number>>, default: u16, what: &str| -> Result<NodePort> {
             match p {
                 None => Ok(NodePort {
                     port: default,
                     line: 0,
                     column: 0,
                 }),
-                Some(s) if (30000..=32767).contains(&s.value) => Ok(NodePort {
-                    port: s.value,
+                Some(s) => Ok(NodePort {
+                    port: super::yaml::port(
+                        file,
+                        s,
+                        &format!("nodePorts.{what}"),
+                        30000..=32767,
+                        "Kubernetes' NodePort range is 30000-32767: pick a port in it and map it in kind-config.yaml",
+                    )?,
                     line: s.referenced.line(),
                     column: s.referenced.column(),
                 }),
-                Some(s) => Err(Error::config(
-                    at(file, s),
-                    format!(
-                        "nodePorts.{what}: {} is outside Kubernetes' NodePort range 30000-32767",
-                        s.value
-                    ),
-                    "pick a port from 30000 to 32767 and map it in kind-config.yaml",
-                )),
             }
         };
         let np = &self.node_ports;
@@ -428,7 +428,7 @@ impl ProjectFile {
         }
         let shared = shared_data(file, dir, home, &self.shared_data)?;
         if let Some(p) = &self.shared_data.path
-            && self.driver.unwrap_or(Driver::Kind) != Driver::Kind
+            && self.driver.as_ref().map_or(Driver::Kind, |d| d.value) != Driver::Kind
         {
             return Err(Error::config(
                 at(file, p),
@@ -444,7 +444,8 @@ impl ProjectFile {
         };
         Ok(Project {
             name,
-            driver: self.driver.unwrap_or(Driver::Kind),
+            driver: self.driver.as_ref().map_or(Driver::Kind, |d| d.value),
+            driver_at: self.driver.as_ref().map(|d| super::yaml::at(file, d)),
             ingress: self.ingress.unwrap_or(Ingress::IngressNginx),
             node_ports,
             postgresql: self.postgresql.enabled,

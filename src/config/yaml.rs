@@ -14,6 +14,41 @@ pub fn at<T>(file: &str, s: &Spanned<T>) -> Location {
     }
 }
 
+/// A number as the file wrote it (or whatever was written instead), for a caller that checks
+/// its range and says which range: a port, a NodePort.
+#[derive(serde::Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum Number {
+    Whole(i64),
+    Fraction(f64),
+    Flag(bool),
+    Text(String),
+}
+
+/// A port read from `s`: a whole number in `range`, else an error naming the field, the value
+/// and the range (`what`: the field as the user knows it, e.g. `nodePorts.redis`).
+pub fn port(
+    file: &str,
+    s: &Spanned<Number>,
+    what: &str,
+    range: std::ops::RangeInclusive<u16>,
+    help: &str,
+) -> Result<u16, Error> {
+    let (lo, hi) = (*range.start(), *range.end());
+    let wrong = |m: String| Err(Error::config(at(file, s), m, help.to_string()));
+    match &s.value {
+        Number::Whole(n) if (i64::from(lo)..=i64::from(hi)).contains(n) => Ok(*n as u16),
+        Number::Whole(n) => wrong(format!("{what}: {n} is outside {lo}-{hi}")),
+        Number::Fraction(f) => wrong(format!("{what}: {f} is not a whole number from {lo} to {hi}")),
+        Number::Flag(b) => wrong(format!(
+            "{what}: `{b}` is not a number; write a whole number from {lo} to {hi}"
+        )),
+        Number::Text(t) => wrong(format!(
+            "{what}: `{t}` is not a number; write a whole number from {lo} to {hi}"
+        )),
+    }
+}
+
 /// True when the text holds no YAML content at all (only blank lines and comments).
 pub fn is_blank(text: &str) -> bool {
     text.lines()

@@ -25,6 +25,9 @@ pub struct Finding {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    /// A tool's version, as devenv read it (for checks made later against the live cluster).
+    #[serde(skip)]
+    pub version: Option<Version>,
 }
 
 fn ok(check: &str, message: impl Into<String>) -> Finding {
@@ -33,6 +36,7 @@ fn ok(check: &str, message: impl Into<String>) -> Finding {
         level: Level::Ok,
         message: message.into(),
         help: None,
+        version: None,
     }
 }
 fn warn(check: &str, message: impl Into<String>, help: impl Into<String>) -> Finding {
@@ -41,6 +45,7 @@ fn warn(check: &str, message: impl Into<String>, help: impl Into<String>) -> Fin
         level: Level::Warning,
         message: message.into(),
         help: Some(help.into()),
+        version: None,
     }
 }
 fn block(check: &str, message: impl Into<String>, help: impl Into<String>) -> Finding {
@@ -49,6 +54,7 @@ fn block(check: &str, message: impl Into<String>, help: impl Into<String>) -> Fi
         level: Level::Blocking,
         message: message.into(),
         help: Some(help.into()),
+        version: None,
     }
 }
 
@@ -58,6 +64,40 @@ pub fn required_tools(driver: Driver) -> &'static [&'static str] {
         Driver::Kind => &["docker", "kind", "helm", "kubectl"],
         Driver::Minikube => &["minikube", "helm", "kubectl"],
         Driver::Existing => &["helm", "kubectl"],
+    }
+}
+
+/// kubectl is supported within one minor version of the API server it talks to; further away,
+/// the commands a user runs against the environment may fail or misbehave.
+pub fn kubectl_skew(client: Version, server: &str) -> Option<Finding> {
+    let server_v = crate::tools::version::find(server)?;
+    let apart = client.minor.abs_diff(server_v.minor);
+    if client.major != server_v.major || apart <= 1 {
+        return None;
+    }
+    Some(warn(
+        "kubectl skew",
+        format!(
+            "kubectl {client} is {apart} minor versions away from the cluster's Kubernetes {server} (kubectl supports one either way): kubectl commands you run against it may fail or misbehave"
+        ),
+        format!(
+            "install a kubectl within one minor version of {}.{} (`devenv tools install kubectl` installs the pinned one)",
+            server_v.major, server_v.minor
+        ),
+    ))
+}
+
+/// The Kubernetes version the configuration pins for a cluster devenv creates (kind's node
+/// image tag, minikube's `kubernetes`); None for an existing cluster, known only by asking it.
+pub fn pinned_server(config: &Config) -> Option<String> {
+    match config.project.driver {
+        Driver::Kind => {
+            let image = &config.versions.kind_node_image;
+            let tag = image.split('@').next()?.rsplit_once(':')?.1;
+            Some(tag.to_string())
+        }
+        Driver::Minikube => Some(config.versions.minikube_kubernetes.clone()),
+        Driver::Existing => None,
     }
 }
 
@@ -112,7 +152,15 @@ pub fn tools(host: &dyn Host, config: &Config, cancel: &Cancel) -> (Vec<Finding>
                             ),
                             None => String::new(),
                         };
-                        findings.push(ok(&check, format!("{tool} {v}, {place}: {}{note}", f.path.display())));
+                        findings.push(Finding {
+                            version: f.version,
+                            ..ok(&check, format!("{tool} {v}, {place}: {}{note}", f.path.display()))
+                        });
+                        if tool == "kubectl"
+                            && let (Some(have), Some(server)) = (f.version, pinned_server(config))
+                        {
+                            findings.extend(kubectl_skew(have, &server));
+                        }
                     }
                 }
                 chosen.insert(tool.to_string(), f.path.clone());

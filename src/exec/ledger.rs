@@ -26,6 +26,9 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undone {
     pub description: String,
+    pub scope: Scope,
+    /// Undone at the end of a run that failed or was interrupted.
+    pub after_failure: bool,
     pub error: Option<String>,
 }
 
@@ -80,16 +83,23 @@ impl Ledger {
                 g.1.iter_mut()
                     .rev()
                     .find(|e| e.undo.is_some() && (failed || e.scope == Scope::Always))
-                    .map(|e| (e.id, e.description.clone(), e.undo.take().expect("checked")))
+                    .map(|e| (e.id, e.description.clone(), e.scope, e.undo.take().expect("checked")))
             };
-            let Some((id, description, undo)) = next else { break };
+            let Some((id, description, scope, undo)) = next else {
+                break;
+            };
             let error = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(undo)) {
                 Ok(Ok(())) => None,
                 Ok(Err(err)) => Some(err.to_string()),
                 Err(_) => Some("the undo action panicked".to_string()),
             };
             self.forget(id);
-            let u = Undone { description, error };
+            let u = Undone {
+                description,
+                scope,
+                after_failure: failed,
+                error,
+            };
             on_each(&u);
             done.push(u);
         }

@@ -1,6 +1,7 @@
-//! The executor: runs a set of steps as a DAG. Independent steps run at the same time; the first
-//! failure cancels its siblings; a signal cancels everything; and then the one exit path unwinds
-//! the undo ledger. Concurrency lives here and nowhere else.
+//! The executor: runs a set of steps as a DAG. Independent steps run at the same time; after the
+//! first failure no new step starts and the running ones either finish or are cancelled (the
+//! caller's [`OnFailure`]); a signal cancels everything; and then the one exit path unwinds the
+//! undo ledger. Concurrency lives here and nowhere else.
 
 pub mod cancel;
 pub mod ledger;
@@ -69,6 +70,16 @@ pub enum Event<'e> {
     Undone(&'e Undone),
 }
 
+/// What a failure does to the steps already running beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Cancel them (their undo entries then roll back what they half did).
+    CancelSiblings,
+    /// Let them finish, so that a helm install half-way through is not left `failed` by another
+    /// component's error; a signal still cancels them.
+    FinishRunning,
+}
+
 pub struct Outcome {
     pub results: Vec<StepResult>,
     pub error: Option<Error>,
@@ -76,7 +87,13 @@ pub struct Outcome {
 }
 
 /// Runs `tasks` to completion or cancellation, then unwinds `ledger`.
-pub fn execute(tasks: Vec<Task<'_>>, cancel: &Cancel, ledger: &Ledger, on_event: &(dyn Fn(Event) + Sync)) -> Outcome {
+pub fn execute(
+    tasks: Vec<Task<'_>>,
+    policy: OnFailure,
+    cancel: &Cancel,
+    ledger: &Ledger,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Outcome {
     let t0 = Instant::now();
     let ids: BTreeSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
     let order: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
@@ -89,7 +106,7 @@ pub fn execute(tasks: Vec<Task<'_>>, cancel: &Cancel, ledger: &Ledger, on_event:
         let mut running = 0usize;
         loop {
             // Launch every task whose dependencies all succeeded, unless the run is stopping.
-            if !cancel.is_cancelled() {
+            if !cancel.is_cancelled() && first_error.is_none() {
                 let ready: Vec<String> = pending
                     .values()
                     .filter(|t| {
@@ -142,7 +159,9 @@ pub fn execute(tasks: Vec<Task<'_>>, cancel: &Cancel, ledger: &Ledger, on_event:
                         if first_error.is_none() {
                             first_error = Some(e);
                         }
-                        cancel.cancel(Reason::Failure);
+                        if policy == OnFailure::CancelSiblings {
+                            cancel.cancel(Reason::Failure);
+                        }
                         s
                     }
                 }

@@ -41,7 +41,13 @@ fn independent_steps_overlap_and_dependents_wait() {
         sleeper("redis", &["cluster"], 150, log.clone()),
         sleeper("smoke", &["postgresql", "redis"], 10, log.clone()),
     ];
-    let out = execute(tasks, &Cancel::new(), &Ledger::new(), &|_| {});
+    let out = execute(
+        tasks,
+        OnFailure::CancelSiblings,
+        &Cancel::new(),
+        &Ledger::new(),
+        &|_| {},
+    );
     assert!(out.error.is_none());
     let r: BTreeMap<_, _> = out.results.iter().map(|r| (r.id.as_str(), r)).collect();
     assert!(
@@ -68,7 +74,13 @@ fn a_failure_cancels_siblings_skips_dependents_and_rolls_back_in_reverse() {
         sleeper("smoke", &["postgresql", "redis"], 10, log.clone()),
     ];
     let started = Instant::now();
-    let out = execute(tasks, &Cancel::new(), &Ledger::new(), &|_| {});
+    let out = execute(
+        tasks,
+        OnFailure::CancelSiblings,
+        &Cancel::new(),
+        &Ledger::new(),
+        &|_| {},
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the long sibling was not cancelled"
@@ -96,7 +108,7 @@ fn a_signal_stops_everything_rolls_back_and_maps_to_130() {
         sleeper("postgresql", &["cluster"], 10_000, log.clone()),
         sleeper("smoke", &["postgresql"], 10, log.clone()),
     ];
-    let out = execute(tasks, &cancel, &Ledger::new(), &|_| {});
+    let out = execute(tasks, OnFailure::CancelSiblings, &cancel, &Ledger::new(), &|_| {});
     let err = out.error.unwrap();
     assert_eq!(err.exit_code(), 130);
     assert_eq!(out.undone.len(), 2);
@@ -111,6 +123,57 @@ fn a_panicking_step_is_a_failure_not_a_crash() {
     let tasks = vec![Task::new("boom", "boom", vec![], |_: &StepCtx| -> Result<()> {
         panic!("kaput")
     })];
-    let out = execute(tasks, &Cancel::new(), &Ledger::new(), &|_| {});
+    let out = execute(
+        tasks,
+        OnFailure::CancelSiblings,
+        &Cancel::new(),
+        &Ledger::new(),
+        &|_| {},
+    );
     assert!(out.error.unwrap().to_string().contains("kaput"));
+}
+
+#[test]
+fn finishing_siblings_run_to_their_end_but_nothing_new_starts_after_a_failure() {
+    let log = Arc::new(Mutex::new(vec![]));
+    let failing = Task::new("redis", "redis", vec!["cluster".into()], |ctx: &StepCtx| {
+        ctx.cancel.sleep(Duration::from_millis(20));
+        Err(Error::failed("redis install failed", "look at the logs"))
+    });
+    let tasks = vec![
+        sleeper("cluster", &[], 10, log.clone()),
+        sleeper("postgresql", &["cluster"], 200, log.clone()),
+        failing,
+        sleeper("monitoring", &["postgresql"], 10, log.clone()),
+    ];
+    let out = execute(tasks, OnFailure::FinishRunning, &Cancel::new(), &Ledger::new(), &|_| {});
+    let status: BTreeMap<_, _> = out.results.iter().map(|r| (r.id.as_str(), r.status.clone())).collect();
+    assert_eq!(status["postgresql"], Status::Ok, "the running sibling finished");
+    assert!(matches!(status["redis"], Status::Failed(_)));
+    assert_eq!(
+        status["monitoring"],
+        Status::Skipped,
+        "nothing new starts after a failure"
+    );
+    assert_eq!(out.error.unwrap().to_string(), "redis install failed");
+    assert!(log.lock().unwrap().contains(&"done postgresql".to_string()));
+}
+
+#[test]
+fn a_signal_still_cancels_siblings_that_would_have_finished() {
+    let log = Arc::new(Mutex::new(vec![]));
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(80));
+        c.cancel(Reason::Signal(Signal::Int));
+    });
+    let failing = Task::new("redis", "redis", vec![], |_: &StepCtx| Err(Error::failed("boom", "")));
+    let tasks = vec![sleeper("postgresql", &[], 10_000, log.clone()), failing];
+    let started = Instant::now();
+    let out = execute(tasks, OnFailure::FinishRunning, &cancel, &Ledger::new(), &|_| {});
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.error.unwrap().exit_code(), 130);
+    let status: BTreeMap<_, _> = out.results.iter().map(|r| (r.id.as_str(), r.status.clone())).collect();
+    assert_eq!(status["postgresql"], Status::Cancelled);
 }

@@ -55,6 +55,44 @@ pub struct Selection {
 }
 
 impl Desired {
+    /// What deleting the cluster (`down`, `up --recreate`) keeps and what it loses: the one
+    /// wording of it, used by the plan, `up`'s confirmation, `down` and the help of a change only
+    /// a new volume claim takes. `data_dir`: the state directory's `data/`, when known.
+    pub fn deletion_keeps(&self, data_dir: Option<&std::path::Path>) -> String {
+        let mut kept = Vec::new();
+        if self.persistent_data && self.components.iter().any(|c| c.name == components::postgresql::NAME) {
+            kept.push("PostgreSQL's data");
+        }
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|s| matches!(s.volume.host_dir, crate::world::HostDir::Data(_)))
+        {
+            kept.push("the shared files");
+        }
+        let has = |name: &str| self.components.iter().any(|c| c.name == name);
+        let mut gone = Vec::new();
+        if has(components::postgresql::NAME) && !self.persistent_data {
+            gone.push("PostgreSQL's data");
+        }
+        if has(components::redis::NAME) {
+            gone.push("Redis's data");
+        }
+        let lost = if gone.is_empty() {
+            "everything in the cluster is lost".to_string()
+        } else {
+            format!("{} and everything else in the cluster is lost", gone.join(", "))
+        };
+        if kept.is_empty() {
+            return lost;
+        }
+        let place = match data_dir {
+            Some(d) => format!("in {}", d.display()),
+            None => "on this machine, in devenv's state directory".to_string(),
+        };
+        format!("{} stay {place}; {lost}", kept.join(" and "))
+    }
+
     pub fn from_config(config: &Config, sel: &Selection) -> Result<Desired> {
         let p = &config.project;
         let v = &config.versions;

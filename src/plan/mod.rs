@@ -268,25 +268,40 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     let (cluster_kind, cluster_reason, action) = match (&o.cluster, recorded(&RecordKey::Cluster)) {
         (ClusterState::Absent, _) => (
             Change::Create,
-            format!("cluster `{}` does not exist; created, kubeconfig written (user-only), every node Ready within timeouts.cluster", d.name),
+            format!(
+                "cluster `{}` does not exist; created, kubeconfig written (user-only), every node Ready within timeouts.cluster",
+                d.name
+            ),
             Action::CreateCluster,
         ),
         (ClusterState::Present { .. }, rec) if rec.as_deref() != Some(d.cluster_digest.as_str()) && opts.recreate => (
             Change::Recreate,
             match rec {
-                Some(_) => "--recreate: the cluster was built from a different kind-config.yaml or node image; it is deleted with its data and created again".to_string(),
-                None => "--recreate: devenv has no record of how this cluster was built; it is deleted with its data and created again".to_string(),
+                Some(_) => format!(
+                    "--recreate: the cluster was built from a different kind-config.yaml or node image; it is deleted and created again ({})",
+                    d.deletion_keeps(None)
+                ),
+                None => format!(
+                    "--recreate: devenv has no record of how this cluster was built; it is deleted and created again ({})",
+                    d.deletion_keeps(None)
+                ),
             },
             Action::RecreateCluster,
         ),
         (ClusterState::Present { .. }, _) if opts.recreate => (
             Change::Recreate,
-            "--recreate: deleted with its data and created again, although its configuration is unchanged".to_string(),
+            format!(
+                "--recreate: deleted and created again, although its configuration is unchanged ({})",
+                d.deletion_keeps(None)
+            ),
             Action::RecreateCluster,
         ),
         (ClusterState::Present { .. }, _) if !stopped.is_empty() => (
             Change::Start,
-            format!("node container(s) {} have exited (after a Docker or host restart?); devenv starts them", stopped.join(", ")),
+            format!(
+                "node container(s) {} have exited (after a Docker or host restart?); devenv starts them",
+                stopped.join(", ")
+            ),
             Action::StartCluster,
         ),
         (ClusterState::Present { .. }, Some(rec)) if rec == d.cluster_digest => (
@@ -296,10 +311,16 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         ),
         (ClusterState::Present { .. }, Some(_)) => {
             notes.push(format!(
-                "cluster `{}` was built from a different kind-config.yaml or node image than the current one; it is kept. Run `devenv up --recreate` to rebuild it (this deletes its data).",
-                d.name
+                "cluster `{}` was built from a different kind-config.yaml or node image than the current one; it is kept. Run `devenv up --recreate` to rebuild it: {}.",
+                d.name,
+                d.deletion_keeps(None)
             ));
-            (Change::Keep, "running; its configuration differs from the files (see the note below) and is kept until --recreate".to_string(), Action::Nothing)
+            (
+                Change::Keep,
+                "running; its configuration differs from the files (see the note below) and is kept until --recreate"
+                    .to_string(),
+                Action::Nothing,
+            )
         }
         (ClusterState::Present { .. }, None) => (
             Change::Keep,

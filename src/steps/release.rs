@@ -89,7 +89,10 @@ pub fn install(s: &Steps, c: &ComponentSpec, fresh: bool, sc: &StepCtx) -> Resul
     if fresh {
         s.set_record(&key, Some(crate::plan::INSTALLING), sc)?;
     }
-    ctx.world.helm.upgrade_install(&ctx.target, &spec, sc.cancel)?;
+    ctx.world
+        .helm
+        .upgrade_install(&ctx.target, &spec, sc.cancel)
+        .map_err(|e| with_change_help(e, c, ctx))?;
     // Ready means every workload of the release (then what its operator makes); when it is not,
     // the error says why.
     let started = std::time::Instant::now();
@@ -103,4 +106,25 @@ pub fn install(s: &Steps, c: &ComponentSpec, fresh: bool, sc: &StepCtx) -> Resul
         sc.ledger.forget(id);
     }
     s.set_record(&key, Some(&c.digest), sc)
+}
+
+/// The API server refuses some changes to a StatefulSet in place (its volume claim templates:
+/// PostgreSQL's storage size or class): say what it takes, and what happens to the data.
+fn with_change_help(
+    e: crate::error::Error,
+    c: &crate::plan::ComponentSpec,
+    ctx: &crate::context::Context,
+) -> crate::error::Error {
+    let message = e.to_string();
+    if !message.contains("Forbidden: updates to statefulset spec") {
+        return e;
+    }
+    crate::error::Error::failed(
+        message,
+        format!(
+            "a StatefulSet's volume claims (such as {name}'s storage size) cannot change in place: the claim must be made anew. Put the value back in helm-values/{name}.yaml, or run `devenv up --recreate`: {}",
+            ctx.desired.deletion_keeps(Some(&ctx.state.data_dir())),
+            name = c.name
+        ),
+    )
 }

@@ -302,9 +302,17 @@ fn a_helm_failure_carries_its_stderr() {
             .contains("another operation (install/upgrade/rollback) is in progress"),
         "{err}"
     );
+    // The cause first, then the command, once.
     assert!(
         err.to_string()
-            .starts_with("`helm upgrade --install --repo=https://groundhog2k.github.io/helm-charts/"),
+            .starts_with("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string()
+            .matches("`helm upgrade --install --repo=https://groundhog2k.github.io/helm-charts/")
+            .count(),
+        1,
         "{err}"
     );
 }

@@ -229,6 +229,10 @@ fn real_engine_a_node_that_fails_the_import_fails_the_load_with_its_name_and_mes
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("node {}", c.nodes[1])), "{err}");
     assert!(err.contains("no space left on device"), "{err}");
+    assert!(
+        err.contains("help: the node's disk is full") && !err.contains("help: if it says \"content digest"),
+        "the help speaks of the full disk: {err}"
+    );
 }
 
 #[test]

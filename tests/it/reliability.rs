@@ -368,7 +368,7 @@ fn sim_without_persistent_data_a_row_is_lost_only_after_devenv_said_so_and_was_c
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr
-            .contains("--recreate deletes cluster `devenv` and all its data (PostgreSQL, Redis"),
+            .contains("--recreate deletes cluster `devenv`: PostgreSQL's data, Redis's data and everything else in the cluster is lost"),
         "{out:?}"
     );
     assert!(!lab.mutations().iter().any(|m| m.starts_with("cluster.delete")));
@@ -405,7 +405,7 @@ fn sim_with_persistent_data_a_row_survives_recreate_and_down_up_until_purge() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr.contains(&format!(
-            "except PostgreSQL's data, which is kept in {}",
+            "--recreate deletes cluster `devenv`: PostgreSQL's data stay in {}; Redis's data",
             data.display()
         )),
         "{out:?}"

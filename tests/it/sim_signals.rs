@@ -209,7 +209,7 @@ fn sim_sigint_and_sigterm_during_devenv_test_and_run_leave_no_smoke_namespace() 
         let (code, err) = finish(child, Duration::from_secs(5));
         assert_eq!(code, want, "{args:?} with {slow} slowed: {err}");
         assert!(
-            err.contains("rolled back: smoke namespace devenv-smoke-"),
+            err.contains("cleaned up: smoke namespace devenv-smoke-"),
             "{slow}: {err}"
         );
         assert_eq!(
@@ -270,4 +270,155 @@ fn sim_two_test_runs_at_once_never_touch_each_others_namespace() {
         .count();
     assert_eq!(created, 2);
     assert_eq!(smoke_namespaces(&p), Vec::<String>::new());
+}
+
+/// The screen a terminal shows after `bytes`: enough of a VT100 for what indicatif draws (text,
+/// CR/LF, cursor up/down/column, erase line and erase below).
+const WIDTH: usize = 160;
+
+fn screen(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines: Vec<Vec<char>> = vec![vec![]];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+                if lines.len() <= row {
+                    lines.push(vec![]);
+                }
+            }
+            '\x1b' => {
+                if chars.peek() != Some(&'[') {
+                    chars.next();
+                    continue;
+                }
+                chars.next();
+                let mut param = String::new();
+                let mut fin = ' ';
+                for c in chars.by_ref() {
+                    if c.is_ascii_digit() || c == ';' || c == '?' {
+                        param.push(c);
+                    } else {
+                        fin = c;
+                        break;
+                    }
+                }
+                let n: usize = param.trim_start_matches('?').parse().unwrap_or(1).max(1);
+                match fin {
+                    'A' => row = row.saturating_sub(n),
+                    'B' => {
+                        row += n;
+                        while lines.len() <= row {
+                            lines.push(vec![]);
+                        }
+                    }
+                    'G' => col = n - 1,
+                    'K' if param.is_empty() || param == "0" => lines[row].truncate(col),
+                    'K' => lines[row].clear(),
+                    'J' => {
+                        lines[row].truncate(col);
+                        lines.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() => {}
+            c => {
+                // Autowrap at the terminal's width.
+                if col >= WIDTH {
+                    row += 1;
+                    col = 0;
+                    if lines.len() <= row {
+                        lines.push(vec![]);
+                    }
+                }
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    lines.into_iter().map(|l| l.into_iter().collect()).collect()
+}
+
+#[test]
+fn sim_on_a_terminal_the_interrupt_notice_stays_on_screen_while_steps_redraw() {
+    let p = Proc::new("sig-tty");
+    // Three installs at once, each long enough for several redraws after the signal.
+    p.world().set_latency("helm.upgrade_install", 1_500);
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 40,
+        ws_col: WIDTH as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills in two descriptors we own from here on.
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+    assert_eq!(rc, 0, "openpty");
+    use std::os::fd::FromRawFd;
+    // SAFETY: each descriptor is handed to exactly one owner.
+    let tty = unsafe { std::fs::File::from_raw_fd(slave) };
+    let mut spawn = crate::common::devenv(p.project.path(), p.state.path())
+        .simulate(&p.world_file)
+        .env_remove("CI")
+        .env("TERM", "xterm-256color")
+        .args(["up", "--no-test"]);
+    spawn
+        .command()
+        .stderr(tty.try_clone().unwrap())
+        .stdout(tty.try_clone().unwrap());
+    let child = spawn.command().spawn().unwrap();
+    // The command keeps its copies of the terminal until it is dropped: the reader below sees
+    // the end only once every writer is gone.
+    drop(spawn);
+    drop(tty);
+    // SAFETY: the master side is ours alone.
+    let mut reader = unsafe { std::fs::File::from_raw_fd(master) };
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = out.clone();
+    let pump = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        // EIO once the last writer is gone.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    wait_for_call(&p, "kube.set_applied");
+    let t = Instant::now();
+    while !p.world().state().clusters.values().any(|c| c.releases.len() >= 2) {
+        assert!(t.elapsed() < Duration::from_secs(20), "the installs never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    let mut child = child;
+    let status = child.wait().unwrap();
+    pump.join().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let bytes = out.lock().unwrap().clone();
+    let shown = screen(&bytes);
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.contains("SIGINT received: stopping and cleaning up")),
+        "the notice was drawn over; the screen is:\n{}\n(bytes: {:?})",
+        shown.join("\n"),
+        String::from_utf8_lossy(&bytes)
+    );
 }

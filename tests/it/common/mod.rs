@@ -198,3 +198,19 @@ impl Spawn {
             .expect("devenv starts")
     }
 }
+
+/// The json-mode lines of a command's stdout, each one object.
+pub fn events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {l}")))
+        .collect()
+}
+
+/// The first json event of that name.
+pub fn event(stdout: &str, name: &str) -> serde_json::Value {
+    events(stdout)
+        .into_iter()
+        .find(|e| e["event"] == name)
+        .unwrap_or_else(|| panic!("no {name} event in {stdout}"))
+}
