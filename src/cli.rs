@@ -113,6 +113,18 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Stop the cluster's nodes, keeping everything in them (kind, minikube)
+    Stop {
+        /// Fail at once if another devenv is working on this environment
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Start a stopped cluster again, wait until every component is ready, run the smoke tests
+    Start {
+        /// Fail at once if another devenv is working on this environment
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Cluster, nodes and components; exit 0 only when everything is healthy
     Status,
     /// Load local images into every node; images already there (by ID) are skipped
@@ -174,6 +186,8 @@ impl Command {
             Command::Plan { .. } => "plan",
             Command::Down { .. } => "down",
             Command::Status => "status",
+            Command::Stop { .. } => "stop",
+            Command::Start { .. } => "start",
             Command::Load { .. } => "load",
             Command::Test { .. } => "test",
             Command::Env { .. } => "env",

@@ -22,8 +22,14 @@ pub struct Base {
 
 impl Base {
     pub fn new(app: &App, select: Option<&SelectArgs>) -> Result<Base> {
-        let config = app.config()?;
+        let mut config = app.config()?;
         let state = app.state(&config);
+        // The ports the environment's cluster was made with, when they are its own.
+        if config.wants_own_ports()
+            && let Some(ports) = state.ports()
+        {
+            config.use_host_ports(&ports)?;
+        }
         let selection = selection(&state, select)?;
         let desired = Desired::from_config(&config, &selection)?;
         Ok(Base {
@@ -51,8 +57,13 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub fn new(app: &'a App, select: Option<&SelectArgs>) -> Result<Context<'a>> {
-        let base = Base::new(app, select)?;
+        let mut base = Base::new(app, select)?;
         let (world, tools) = app.world(&base.config, &base.state)?;
+        if base.config.wants_own_ports() && base.state.ports().is_none() {
+            let ports = own_ports(&world, &base.config, &app.cancel);
+            base.config.use_host_ports(&ports)?;
+            base.desired = Desired::from_config(&base.config, &base.selection)?;
+        }
         let target = KubeTarget {
             kubeconfig: base.state.kubeconfig(),
             context: world.cluster.context(&base.desired.name),
@@ -87,6 +98,40 @@ impl<'a> Context<'a> {
             ClusterState::Absent
         ))
     }
+}
+
+/// The host ports of an environment that gets its own (by node port): the ones its cluster's
+/// node publishes when it exists (the engine keeps them with the container, stopped or not),
+/// else free ones chosen now, none that another kind node keeps for itself.
+fn own_ports(world: &World, config: &Config, cancel: &crate::exec::Cancel) -> std::collections::BTreeMap<u16, u16> {
+    let published = world
+        .engine
+        .published(crate::world::CLUSTER_LABEL, cancel)
+        .unwrap_or_default();
+    let mine: std::collections::BTreeMap<u16, u16> = published
+        .iter()
+        .filter(|p| p.owner == config.project.name)
+        .map(|p| (p.container_port, p.host_port))
+        .collect();
+    let wanted: Vec<&crate::config::kind::HostMapping> = config.kind.mappings.iter().collect();
+    if wanted.iter().all(|m| mine.contains_key(&m.container_port)) && !mine.is_empty() {
+        return mine;
+    }
+    let avoid: Vec<u16> = published.iter().map(|p| p.host_port).collect();
+    let mut out = std::collections::BTreeMap::new();
+    for address in wanted
+        .iter()
+        .map(|m| m.listen_address.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let here: Vec<&&crate::config::kind::HostMapping> =
+            wanted.iter().filter(|m| m.listen_address == address).collect();
+        let free = world.host.free_ports(address, here.len(), &avoid);
+        for (m, p) in here.into_iter().zip(free) {
+            out.insert(m.container_port, p);
+        }
+    }
+    out
 }
 
 /// What a command acts on: its flags, and the optional components `--with` switched on before

@@ -238,6 +238,48 @@ impl Failure {
 }
 
 const FAILURES: &str = "failures.json";
+const PORTS: &str = "ports.json";
+const CREATING: &str = "creating";
+
+impl State {
+    /// The host ports this environment's cluster was created with, by node port, when they are
+    /// its own (see `Config::wants_own_ports`); written before the cluster is created.
+    pub fn ports(&self) -> Option<BTreeMap<u16, u16>> {
+        crate::files::read_text(&self.path(PORTS), 64 << 10, crate::files::Links::Refuse)
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    /// A cluster create by devenv began and has not finished (its marker file is there).
+    pub fn creating(&self) -> bool {
+        std::fs::symlink_metadata(self.path(CREATING)).is_ok_and(|m| m.is_file())
+    }
+
+    pub fn set_creating(&self, on: bool) -> Result<()> {
+        if on {
+            return self
+                .write_private(CREATING, "a cluster create by devenv is under way\n")
+                .map(|_| ());
+        }
+        match std::fs::remove_file(self.path(CREATING)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&self.path(CREATING), e)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn set_ports(&self, ports: Option<&BTreeMap<u16, u16>>) -> Result<()> {
+        match ports {
+            Some(p) => self
+                .write_private(PORTS, &serde_json::to_string_pretty(p).unwrap_or_default())
+                .map(|_| ()),
+            None => match std::fs::remove_file(self.path(PORTS)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&self.path(PORTS), e)),
+                _ => Ok(()),
+            },
+        }
+    }
+}
 
 impl State {
     /// The last failure of each step that has not succeeded since, by step id. A file that does

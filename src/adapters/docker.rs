@@ -1,4 +1,5 @@
-//! The container engine through its CLI (`docker`, or `podman`, which takes the same arguments here).
+//! The container engine kind's nodes run on: Docker, through its CLI (and its API where that
+//! reaches the same engine). Podman is not driven here: `doctor` refuses kind on podman.
 
 use crate::error::{Error, Result};
 use crate::exec::Cancel;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 pub struct DockerCli {
     pub runner: Arc<dyn Runner>,
-    /// `docker` or `podman`.
+    /// The Docker CLI (`docker`).
     pub program: String,
     /// List containers through the engine's API instead of `docker ps` (see [`api_reaches_cli_engine`]).
     pub api: bool,
@@ -80,7 +81,7 @@ pub fn parse_nodes(stdout: &str) -> Result<Vec<NodeState>> {
                         "`docker ps` printed a line that is not a container: {}",
                         crate::process::tail(l, 1).trim()
                     ),
-                    "check that `docker` on PATH is the Docker (or Podman) CLI: `docker ps --all` should list containers",
+                    "check that `docker` on PATH is the Docker CLI: `docker ps --all` should list containers",
                 ));
             }
         }
@@ -94,6 +95,58 @@ pub const INSPECT_ADDRESSES: &str = "{{range .NetworkSettings.Networks}}{{.IPAdd
 /// Every address `docker inspect --format INSPECT_ADDRESSES` printed (anything else is skipped).
 pub fn parse_addresses(stdout: &str) -> Vec<std::net::IpAddr> {
     stdout.split_whitespace().filter_map(|a| a.parse().ok()).collect()
+}
+
+/// The `--format` given to `inspect` for the host ports a container publishes: its name, the
+/// value of `label`, and its HostConfig's port bindings (kept while it is stopped, unlike what
+/// `docker ps` shows).
+pub fn inspect_published(label: &str) -> String {
+    format!("{{{{.Name}}}}\t{{{{index .Config.Labels \"{label}\"}}}}\t{{{{json .HostConfig.PortBindings}}}}")
+}
+
+/// What `docker inspect --format inspect_published(…)` printed: one binding per host port.
+/// `{"30080/tcp":[{"HostIp":"127.0.0.1","HostPort":"80"}]}`; a binding without a host port (the
+/// engine picks one when the container starts) is left out.
+pub fn parse_published(stdout: &str) -> Result<Vec<crate::world::Published>> {
+    let mut out = Vec::new();
+    for l in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let mut f = l.splitn(3, '\t');
+        let (Some(name), Some(owner), Some(json)) = (f.next(), f.next(), f.next()) else {
+            return Err(Error::failed(
+                format!(
+                    "`docker inspect` printed a line devenv cannot read: {}",
+                    crate::process::tail(l, 1).trim()
+                ),
+                "check that `docker` on PATH is the Docker CLI",
+            ));
+        };
+        let bindings: std::collections::BTreeMap<String, Option<Vec<serde_json::Value>>> =
+            serde_json::from_str(json.trim()).unwrap_or_default();
+        for (port, list) in bindings {
+            let container_port = port.split('/').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            for b in list.into_iter().flatten() {
+                let Some(host_port) = b["HostPort"]
+                    .as_str()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p != 0)
+                else {
+                    continue;
+                };
+                out.push(crate::world::Published {
+                    container: name.trim_start_matches('/').to_string(),
+                    owner: owner.to_string(),
+                    host_ip: b["HostIp"]
+                        .as_str()
+                        .filter(|i| !i.is_empty())
+                        .unwrap_or("0.0.0.0")
+                        .to_string(),
+                    host_port,
+                    container_port,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Recognises the engine being unreachable in a command's stderr, with the fix.
@@ -225,6 +278,49 @@ impl ContainerEngine for DockerCli {
             "`docker inspect` should answer; `devenv doctor` checks",
         )?;
         Ok(parse_addresses(&out))
+    }
+
+    fn stop(&self, names: &[String], cancel: &Cancel) -> Result<()> {
+        let cmd = Cmd::new(&self.program)
+            .arg("stop")
+            .args(names.iter().cloned())
+            .timeout(Duration::from_secs(180));
+        self.cli(
+            cmd,
+            cancel,
+            "`docker stop NAME` should work on this machine; `devenv doctor` checks the engine",
+        )
+        .map(|_| ())
+    }
+
+    fn published(&self, label: &str, cancel: &Cancel) -> Result<Vec<crate::world::Published>> {
+        let ids = self.cli(
+            Cmd::new(&self.program)
+                .args([
+                    "ps",
+                    "--all",
+                    "--quiet",
+                    "--no-trunc",
+                    "--filter",
+                    &format!("label={label}"),
+                ])
+                .timeout(Duration::from_secs(30)),
+            cancel,
+            "`docker ps` should answer; `devenv doctor` checks",
+        )?;
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let out = self.cli(
+            Cmd::new(&self.program)
+                .args(["inspect", "--format", &inspect_published(label)])
+                .args(ids.iter().copied())
+                .timeout(Duration::from_secs(30)),
+            cancel,
+            "`docker inspect` should answer; `devenv doctor` checks",
+        )?;
+        parse_published(&out)
     }
 
     fn start(&self, names: &[String], cancel: &Cancel) -> Result<()> {

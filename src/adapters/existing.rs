@@ -106,6 +106,16 @@ impl ClusterProvider for Existing {
         ))
     }
 
+    fn stop(&self, _name: &str, _cancel: &Cancel) -> Result<()> {
+        Err(Error::usage(
+            format!(
+                "devenv does not stop the cluster behind context `{}`: it did not create it",
+                self.context
+            ),
+            "stop it with the tool that manages that cluster",
+        ))
+    }
+
     fn kubeconfig(&self, _name: &str, cancel: &Cancel) -> Result<String> {
         super::kubectl::view_context(&self.runner, &self.context, cancel)
     }

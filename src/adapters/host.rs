@@ -171,6 +171,27 @@ impl Host for RealHost {
         }
     }
 
+    fn free_ports(&self, address: &str, n: usize, avoid: &[u16]) -> Vec<u16> {
+        // Every listener is held until all are chosen, so that the ports differ.
+        let mut held = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..(n + avoid.len() + 16) {
+            if ports.len() == n {
+                break;
+            }
+            let Ok(l) = std::net::TcpListener::bind((address, 0)) else {
+                break;
+            };
+            if let Ok(a) = l.local_addr()
+                && !avoid.contains(&a.port())
+            {
+                ports.push(a.port());
+            }
+            held.push(l);
+        }
+        ports
+    }
+
     fn engine(&self, _cancel: &Cancel) -> std::result::Result<EngineFacts, EngineProblem> {
         let host = self
             .docker_host

@@ -113,6 +113,15 @@ impl ClusterProvider for Kind {
         self.engine.start(&stopped, cancel)
     }
 
+    fn stop(&self, name: &str, cancel: &Cancel) -> Result<()> {
+        let nodes = self.engine.containers_labelled(CLUSTER_LABEL, name, cancel)?;
+        let running: Vec<String> = nodes.into_iter().filter(|n| n.running).map(|n| n.name).collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        self.engine.stop(&running, cancel)
+    }
+
     fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String> {
         let out = run(
             &self.runner,

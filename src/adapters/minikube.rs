@@ -156,6 +156,16 @@ impl ClusterProvider for Minikube {
         .map(|_| ())
     }
 
+    fn stop(&self, name: &str, cancel: &Cancel) -> Result<()> {
+        self.run_explained(
+            Cmd::new("minikube")
+                .args(["stop", "--profile", name])
+                .timeout(Duration::from_secs(300)),
+            cancel,
+        )
+        .map(|_| ())
+    }
+
     fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String> {
         super::kubectl::view_context(&self.runner, name, cancel)
     }

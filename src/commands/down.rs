@@ -59,6 +59,11 @@ pub fn run_with(app: &App, purge: bool, no_wait: bool, cancel: &crate::exec::Can
         }
     };
     let _ = std::fs::remove_file(state.kubeconfig());
+    // With the cluster: the host ports it held, and any sign of a create that did not finish.
+    if config.project.driver != Driver::Existing {
+        state.set_ports(None)?;
+        state.set_creating(false)?;
+    }
     // The failures `status` reports were of the cluster that is gone.
     state.update_failures(state.failures().into_keys().map(|k| (k, None)))?;
     drop(lock);

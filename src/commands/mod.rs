@@ -8,6 +8,7 @@ pub mod load;
 pub mod plan;
 pub mod run_cmd;
 pub mod status;
+pub mod stop;
 pub mod test;
 pub mod tools;
 pub mod up;
@@ -228,6 +229,15 @@ pub const RECORD_FORMAT: &str = "1";
 pub fn observe(world: &World, state: &State, d: &Desired, charts: bool, cancel: &Cancel) -> Result<Observed> {
     let cluster = world.cluster.observe(&d.name, cancel)?;
     let kubeconfig_present = state.kubeconfig().is_file();
+    // Containers of a create that never finished, or nodes with no control plane: nothing to
+    // read in them, and the next `up` replaces them.
+    let half_made = match &cluster {
+        ClusterState::Absent => false,
+        ClusterState::Present { nodes } => {
+            (state.creating() && d.driver != crate::config::Driver::Existing)
+                || (d.driver == crate::config::Driver::Kind && !nodes.iter().any(|n| n.role == "control-plane"))
+        }
+    };
     let mut observed = Observed {
         cluster,
         applied: None,
@@ -235,9 +245,11 @@ pub fn observe(world: &World, state: &State, d: &Desired, charts: bool, cancel: 
         releases: vec![],
         kubeconfig_present,
         images_missing: None,
+        half_made,
     };
-    let running =
-        matches!(&observed.cluster, ClusterState::Present { .. }) && observed.cluster.stopped_nodes().is_empty();
+    let running = !half_made
+        && matches!(&observed.cluster, ClusterState::Present { .. })
+        && observed.cluster.stopped_nodes().is_empty();
     if running {
         let mut t = target(world, state, &d.name);
         let scratch;

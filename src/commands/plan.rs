@@ -49,6 +49,7 @@ pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
                 releases: vec![],
                 kubeconfig_present: false,
                 images_missing: None,
+                half_made: false,
             },
             Some(e),
         ),
@@ -59,6 +60,7 @@ pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
         &observed,
         plan::Options {
             recreate: select.recreate,
+            restarted: false,
         },
     );
     if let Some(e) = blind {

@@ -16,6 +16,7 @@ pub fn run(app: &App, command: &[String], ephemeral: bool, select: &crate::cli::
             timeout: None,
             no_wait: false,
             yes: false,
+            start_only: false,
         },
     );
     let outcome = up.and_then(|()| run_command(app, command));

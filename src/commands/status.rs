@@ -21,15 +21,36 @@ pub fn run(app: &App) -> Result<()> {
         ClusterState::Present { nodes } => {
             let applied = o.applied.clone().unwrap_or_default();
             let matches = applied.entries.get("cluster") == Some(&desired.cluster_digest);
-            text.push_str(&format!(
-                "cluster:     present{}\n",
-                if matches {
-                    ""
-                } else {
-                    " (built from a different configuration; `devenv up --recreate` rebuilds it)"
-                }
-            ));
-            if !state.kubeconfig().is_file() {
+            let stopped = !o.cluster.stopped_nodes().is_empty();
+            // Only a running cluster's record can be read: a stopped one is not "different".
+            let (word, problem) = if o.half_made {
+                (
+                    "half-made (node containers without a working cluster: a create that did not finish; `devenv up` removes them and creates it again)",
+                    Some("the cluster is half-made".to_string()),
+                )
+            } else if stopped {
+                (
+                    "stopped (`devenv start` or `devenv up` starts it again; everything in it is kept)",
+                    Some(format!(
+                        "the cluster is stopped: node {} has exited",
+                        o.cluster.stopped_nodes().join(", node ")
+                    )),
+                )
+            } else if matches {
+                ("present", None)
+            } else if o.applied.is_none() {
+                ("present (devenv has no record of how it was built)", None)
+            } else {
+                (
+                    "present (built from a different configuration; `devenv up --recreate` rebuilds it)",
+                    None,
+                )
+            };
+            text.push_str(&format!("cluster:     {word}\n"));
+            problems.extend(problem);
+            if o.half_made || stopped {
+                // Nothing more to read in it.
+            } else if !state.kubeconfig().is_file() {
                 problems.push("devenv's kubeconfig for it is missing; `devenv up` writes it again".to_string());
             } else if o.cluster.stopped_nodes().is_empty() {
                 match world.kube.server_version(&ctx.target, &app.cancel) {
@@ -57,16 +78,14 @@ pub fn run(app: &App) -> Result<()> {
                     if n.running { "running" } else { "exited" }
                 ));
                 nodes_json.push(serde_json::json!({"name": n.name, "role": n.role, "running": n.running}));
-                if !n.running {
-                    problems.push(format!("node {} has exited", n.name));
-                }
             }
         }
     }
     let failures = state.failures();
     let mut comps = Vec::new();
     let mut smoke = serde_json::Value::Null;
-    if !matches!(o.cluster, ClusterState::Absent) {
+    let readable = !matches!(o.cluster, ClusterState::Absent) && !o.half_made && o.cluster.stopped_nodes().is_empty();
+    if readable {
         text.push_str("components:\n");
         let applied = o.applied.clone().unwrap_or_default();
         for c in &desired.components {
@@ -127,7 +146,7 @@ pub fn run(app: &App) -> Result<()> {
             comps.push(serde_json::json!({"name": "shared-data", "namespace": sh.volume.namespace, "claim": sh.volume.claim, "status": status, "current": current, "directory": dir}));
         }
     }
-    if !matches!(o.cluster, ClusterState::Absent) {
+    if readable {
         let applied = o.applied.clone().unwrap_or_default();
         let passed = applied.entries.get(&crate::plan::RecordKey::Smoke.key()) == Some(&desired.smoke_digest);
         let (word, failure) = match failures.get("smoke") {
@@ -171,7 +190,7 @@ pub fn run(app: &App) -> Result<()> {
     }
     app.reporter.data(&text);
     app.reporter.json(serde_json::json!({"event": "status", "environment": desired.name, "driver": desired.driver.as_str(),
-        "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else {"present"}, "nodes": nodes_json, "kubernetes": version, "components": comps, "smoke": smoke, "healthy": problems.is_empty(), "problems": problems}));
+        "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else if o.half_made {"half-made"} else if !o.cluster.stopped_nodes().is_empty() {"stopped"} else {"present"}, "nodes": nodes_json, "kubernetes": version, "components": comps, "smoke": smoke, "healthy": problems.is_empty(), "problems": problems}));
     if problems.is_empty() {
         Ok(())
     } else {

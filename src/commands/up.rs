@@ -17,6 +17,9 @@ pub struct UpArgs<'a> {
     pub timeout: Option<&'a str>,
     pub no_wait: bool,
     pub yes: bool,
+    /// `devenv start`: start the cluster, wait for what it holds, run the smoke tests, and
+    /// change nothing else.
+    pub start_only: bool,
 }
 
 pub fn run(app: &App, args: UpArgs) -> Result<()> {
@@ -45,14 +48,65 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         }
     }
     let _lock = ctx.state.lock(args.no_wait, &app.cancel, |m| app.reporter.info(m))?;
-    let observed = ctx.observe(args.dry_run)?;
-    let p = plan::plan(
+    let mut observed = ctx.observe(args.dry_run)?;
+    if args.start_only {
+        match &observed.cluster {
+            crate::world::ClusterState::Absent => {
+                return Err(Error::failed(
+                    format!("environment `{}` has no cluster to start", ctx.name()),
+                    "`devenv up` creates it",
+                ));
+            }
+            _ if observed.half_made => {
+                return Err(Error::failed(
+                    format!(
+                        "environment `{}` has only a half-made cluster (a create that did not finish)",
+                        ctx.name()
+                    ),
+                    "`devenv up` removes it and creates the cluster again",
+                ));
+            }
+            _ => {}
+        }
+    }
+    // A stopped cluster (`devenv stop`, a reboot, a Docker restart) is started first, then read
+    // like any other: devenv's record, not the containers' state, decides what is current.
+    let stopped = !observed.half_made && !observed.cluster.stopped_nodes().is_empty();
+    let restarted = !args.dry_run && !args.select.recreate && (stopped || args.start_only);
+    if restarted && stopped {
+        let names = observed.cluster.stopped_nodes().join(", ");
+        start_cluster(&ctx, &names, timeouts.cluster)?;
+        observed = ctx.observe(false)?;
+    }
+    let mut p = plan::plan(
         &ctx.desired,
         &observed,
         plan::Options {
             recreate: args.select.recreate,
+            restarted,
         },
     );
+    if args.start_only {
+        // Only what a start needs; what the files changed since waits for `up`.
+        let other: Vec<String> = p
+            .steps
+            .iter()
+            .filter(|s| s.change.mutates() && !matches!(s.action, plan::Action::WaitReady(_) | plan::Action::Smoke))
+            .map(|s| format!("{} {}", s.change.word(), s.target))
+            .collect();
+        if !other.is_empty() {
+            app.reporter.warn(&format!(
+                "the files changed since this environment was last brought up ({}); `devenv up` applies that",
+                other.join(", ")
+            ));
+        }
+        for s in &mut p.steps {
+            if s.change.mutates() && !matches!(s.action, plan::Action::WaitReady(_) | plan::Action::Smoke) {
+                s.change = Change::Keep;
+                s.action = plan::Action::Nothing;
+            }
+        }
+    }
     // Another environment's releases in the same cluster are never this one's to change.
     if let Some((release, namespace, owner)) = plan::owned_elsewhere(&ctx.desired, &observed).into_iter().next() {
         return Err(Error::prerequisite(
@@ -89,7 +143,11 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
         app.reporter.json(serde_json::json!({"event": "summary", "command": "up", "result": "unchanged", "changes": 0, "elapsed_ms": started.elapsed().as_millis() as u64}));
         return Ok(());
     }
-    if let Some(s) = p.steps.iter().find(|s| s.change == Change::Recreate)
+    // A half-made cluster holds nothing to lose: it is replaced without asking.
+    if let Some(s) = p
+        .steps
+        .iter()
+        .find(|s| s.change == Change::Recreate && s.action != plan::Action::ReplaceHalfMade)
         && !args.yes
     {
         let fate = ctx.desired.deletion_keeps(Some(&ctx.state.data_dir()));
@@ -172,6 +230,34 @@ pub fn run(app: &App, args: UpArgs) -> Result<()> {
     }
 }
 
+/// Starts a stopped cluster as one reported step: its nodes, a fresh kubeconfig (the API
+/// server's port or the node's address may have changed) and every node Ready.
+fn start_cluster(ctx: &Context, stopped: &str, wait: std::time::Duration) -> Result<()> {
+    let app = ctx.app;
+    let task = Task::new(
+        StepId::Cluster.to_string(),
+        format!("start cluster {} (stopped: {stopped})", ctx.name()),
+        vec![],
+        |sc: &StepCtx| {
+            ctx.world.cluster.start(ctx.name(), sc.cancel)?;
+            crate::steps::cluster::write_kubeconfig(ctx, sc.cancel)?;
+            ctx.world.kube.wait_nodes_ready(&ctx.target, wait, sc.cancel)
+        },
+    );
+    let outcome = exec::execute(
+        vec![task],
+        exec::OnFailure::CancelSiblings,
+        &app.cancel,
+        &app.ledger,
+        &|e| match e {
+            Event::Started { id, label } => app.reporter.step_started(id, label),
+            Event::Finished { result } => app.reporter.step_finished(result),
+            Event::Undone(u) => app.reporter.undone(u),
+        },
+    );
+    outcome.error.map_or(Ok(()), |e| Err(e.in_step("cluster")))
+}
+
 /// What must hold before `up` changes anything (each stops it with exit 3): the images to load
 /// are on this machine; a cluster about to be created has its host ports free and an engine and
 /// disk that fit.
@@ -188,8 +274,14 @@ fn check_before_changes(ctx: &Context, p: &Plan) -> Result<()> {
     }
     if p.makes_cluster() {
         let host = ctx.world.host.as_ref();
-        let mut f = crate::doctor::engine(host, &ctx.config, &ctx.app.cancel);
-        f.extend(crate::doctor::ports(host, &ctx.config));
+        let mut f = crate::doctor::kind_provider(&ctx.config, &ctx.app.vars);
+        f.extend(crate::doctor::engine(host, &ctx.config, &ctx.app.cancel));
+        let published = ctx
+            .world
+            .engine
+            .published(crate::world::CLUSTER_LABEL, &ctx.app.cancel)
+            .unwrap_or_default();
+        f.extend(crate::doctor::ports(host, &ctx.config, &published, ctx.name()));
         crate::doctor::stop_if_blocking(&f)?;
     }
     Ok(())

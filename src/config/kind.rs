@@ -148,6 +148,9 @@ pub struct HostMapping {
     pub protocol: Protocol,
     /// Where the mapping stands in the file.
     pub line: u64,
+    /// The host port is the environment's own, chosen when its cluster was created (not the
+    /// file's).
+    pub chosen: bool,
 }
 
 /// What devenv needs to know of kind-config.yaml after validation.
@@ -289,6 +292,7 @@ impl KindConfig {
                     listen_address: listen,
                     protocol,
                     line: host.referenced.line(),
+                    chosen: false,
                 });
             }
         }
@@ -336,6 +340,31 @@ pub fn with_mounts(text: &str, wanted: &[(std::path::PathBuf, &str)]) -> Result<
             for (host_dir, node_path) in wanted {
                 m.retain(|x| x["containerPath"] != *node_path);
                 m.push(serde_json::json!({"hostPath": host_dir.display().to_string(), "containerPath": node_path}));
+            }
+        }
+    }
+    Ok(serde_json::to_string_pretty(&v).expect("JSON serializes"))
+}
+
+/// The kind config with each mapping's `hostPort` replaced as `ports` says (old -> new).
+pub fn with_host_ports(text: &str, ports: &std::collections::BTreeMap<u16, u16>) -> Result<String> {
+    if ports.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut v: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+        Error::failed(
+            format!("{FILE}: cannot give the environment its own ports: {e}"),
+            "check the file with `devenv plan`",
+        )
+    })?;
+    for node in v["nodes"].as_array_mut().into_iter().flatten() {
+        for m in node["extraPortMappings"].as_array_mut().into_iter().flatten() {
+            if let Some(new) = m["hostPort"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .and_then(|p| ports.get(&p))
+            {
+                m["hostPort"] = (*new).into();
             }
         }
     }

@@ -65,6 +65,11 @@ pub struct Config {
     /// Values text per component or release name, from helm-values/<name>.yaml.
     pub helm_values: BTreeMap<String, String>,
     pub sources: BTreeMap<String, Source>,
+    /// kind-config.yaml maps devenv's default host ports (80, 443, 15432, 16379): nobody chose
+    /// them, so an environment other than the file's own gets ports of its own instead.
+    pub default_ports: bool,
+    /// The environment is the one devenv.yaml names (no `-n` for another name, not ephemeral).
+    pub primary: bool,
 }
 
 /// Overrides from the command line.
@@ -160,6 +165,7 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
         .as_ref()
         .map(|l| l.display.clone())
         .unwrap_or_else(|| project::FILE.to_string());
+    let file_name = project.name.clone();
     if let Some(name) = &overrides.name {
         names::environment(name).map_err(|m| {
             Error::usage(
@@ -280,6 +286,19 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
         }
     }
 
+    let default_ports = {
+        let default = yaml::parse::<kind::KindConfig>(kind::FILE, default_text(kind::FILE).unwrap_or_default())
+            .and_then(|k| k.validate(kind::FILE, &project.name));
+        let key = |m: &kind::HostMapping| (m.node, m.container_port, m.host_port, m.listen_address.clone());
+        default.is_ok_and(|d| {
+            let mut a: Vec<_> = d.mappings.iter().map(key).collect();
+            let mut b: Vec<_> = kind.mappings.iter().map(key).collect();
+            a.sort();
+            b.sort();
+            a == b
+        })
+    };
+    let primary = project.name == file_name;
     let config = Config {
         dir: dir.to_path_buf(),
         project,
@@ -288,6 +307,8 @@ pub fn load(dir: &Path, shown: &Path, overrides: &Overrides) -> Result<Config> {
         kind_config_text: k.text,
         helm_values,
         sources,
+        default_ports,
+        primary,
     };
     check_host_mappings(&config, &project_display, &k.display)?;
     Ok(config)
@@ -332,6 +353,28 @@ fn check_host_mappings(config: &Config, project_display: &str, kind_display: &st
 }
 
 impl Config {
+    /// This environment gets host ports of its own rather than kind-config.yaml's: a kind
+    /// environment other than the one devenv.yaml names, while the file maps only devenv's
+    /// defaults (ports a user wrote down are theirs to keep).
+    pub fn wants_own_ports(&self) -> bool {
+        self.project.driver == Driver::Kind && self.default_ports && !self.primary
+    }
+
+    /// Maps each node port to the host port given for it (`container port -> host port`): the
+    /// mappings everything else reads, and the kind config handed to kind.
+    pub fn use_host_ports(&mut self, ports: &BTreeMap<u16, u16>) -> Result<()> {
+        let mut by_host = BTreeMap::new();
+        for m in &mut self.kind.mappings {
+            if let Some(&p) = ports.get(&m.container_port) {
+                by_host.insert(m.host_port, p);
+                m.host_port = p;
+                m.chosen = true;
+            }
+        }
+        self.kind_config_text = kind::with_host_ports(&self.kind_config_text, &by_host)?;
+        Ok(())
+    }
+
     /// The endpoints that are switched on, with their NodePorts.
     pub fn endpoints(&self) -> Vec<(&'static str, project::NodePort)> {
         let p = &self.project;

@@ -293,7 +293,12 @@ fn disk(host: &dyn Host, dir: &str) -> Vec<Finding> {
 }
 
 /// Every host port kind-config.yaml maps must be free before the cluster is created.
-pub fn ports(host: &dyn Host, config: &Config) -> Vec<Finding> {
+/// Each host port kind-config.yaml maps: free, or whose it is. A port a kind node publishes is
+/// held by docker-proxy on the host; the engine says which cluster's node it is, so that this
+/// environment's own ports (it runs, or is about to be recreated) never block, and another
+/// environment's are named. `published`: what the engine's kind nodes publish; `own`: this
+/// environment's cluster.
+pub fn ports(host: &dyn Host, config: &Config, published: &[crate::world::Published], own: &str) -> Vec<Finding> {
     if config.project.driver != Driver::Kind {
         return vec![];
     }
@@ -304,30 +309,60 @@ pub fn ports(host: &dyn Host, config: &Config) -> Vec<Finding> {
             format!("set `listenAddress: 127.0.0.1` on line {} of kind-config.yaml", m.line),
         )
     });
+    let line = |m: &crate::config::kind::HostMapping| {
+        if m.chosen {
+            "this environment's own, chosen when its cluster was created".to_string()
+        } else {
+            format!("kind-config.yaml line {}", m.line)
+        }
+    };
     exposed
-        .chain(
-            config
-                .kind
-                .mappings
-                .iter()
-                .map(|m| match host.port_holder(&m.listen_address, m.host_port) {
-                    None => ok(
-                        &format!("port {}", m.host_port),
-                        format!("{}:{} is free", m.listen_address, m.host_port),
+        .chain(config.kind.mappings.iter().map(|m| {
+            let check = format!("port {}", m.host_port);
+            let node = published.iter().find(|p| {
+                p.host_port == m.host_port
+                    && (p.host_ip == m.listen_address || p.host_ip == "0.0.0.0" || m.listen_address == "0.0.0.0")
+            });
+            match (node, host.port_holder(&m.listen_address, m.host_port)) {
+                (Some(p), _) if p.owner == own => ok(
+                    &check,
+                    format!(
+                        "{}:{} is this environment's own (published by its node {})",
+                        m.listen_address, m.host_port, p.container
                     ),
-                    Some(who) => block(
-                        &format!("port {}", m.host_port),
-                        format!(
-                            "host port {} ({}:{}, kind-config.yaml line {}) is taken by {who}",
-                            m.host_port, m.listen_address, m.host_port, m.line
-                        ),
-                        format!(
-                            "stop {who}, or change hostPort on line {} of kind-config.yaml to a free port",
-                            m.line
-                        ),
+                ),
+                (Some(p), _) => block(
+                    &check,
+                    format!(
+                        "host port {} ({}:{}, {}) is held by kind cluster `{}` (its node {}): another devenv environment, or a cluster of yours",
+                        m.host_port,
+                        m.listen_address,
+                        m.host_port,
+                        line(m),
+                        p.owner,
+                        p.container
                     ),
-                }),
-        )
+                    format!(
+                        "stop or remove that environment (`devenv -n {} stop` or `down`), or run this one under another name (`-n NAME`), which gets ports of its own",
+                        p.owner
+                    ),
+                ),
+                (None, None) => ok(&check, format!("{}:{} is free", m.listen_address, m.host_port)),
+                (None, Some(who)) => block(
+                    &check,
+                    format!(
+                        "host port {} ({}:{}, {}) is taken by {who}",
+                        m.host_port,
+                        m.listen_address,
+                        m.host_port,
+                        line(m)
+                    ),
+                    format!(
+                        "stop {who}, or change that hostPort in kind-config.yaml to a free port (an environment under another name, `-n NAME`, gets ports of its own)"
+                    ),
+                ),
+            }
+        }))
         .collect()
 }
 
@@ -442,12 +477,46 @@ pub fn minikube_driver(host: &dyn Host, config: &Config, cancel: &Cancel) -> Vec
     }
 }
 
+/// kind's nodes on another engine than Docker (`KIND_EXPERIMENTAL_PROVIDER=podman` or
+/// `nerdctl`): devenv finds, starts, stops and loads kind's nodes through Docker only, so it
+/// would not see them.
+pub fn kind_provider(config: &Config, vars: &BTreeMap<String, String>) -> Vec<Finding> {
+    if config.project.driver != Driver::Kind {
+        return vec![];
+    }
+    match vars
+        .get("KIND_EXPERIMENTAL_PROVIDER")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
+        None | Some("docker") => vec![],
+        Some(p) => vec![block(
+            "kind provider",
+            format!(
+                "KIND_EXPERIMENTAL_PROVIDER={p}: kind would make the nodes with {p}, and devenv finds, starts, stops and loads kind's nodes through Docker only"
+            ),
+            format!(
+                "unset KIND_EXPERIMENTAL_PROVIDER for devenv (its kind driver needs Docker), or use `driver: minikube` with `minikube: {{driver: {p}}}` in devenv.yaml"
+            ),
+        )],
+    }
+}
+
 /// Everything `devenv doctor` checks.
 /// Every check but the tools' (which the command's context found already).
 pub fn host_checks(world: &World, config: &Config, vars: &BTreeMap<String, String>, cancel: &Cancel) -> Vec<Finding> {
-    let mut f = engine(world.host.as_ref(), config, cancel);
+    let mut f = kind_provider(config, vars);
+    f.extend(engine(world.host.as_ref(), config, cancel));
     f.extend(minikube_driver(world.host.as_ref(), config, cancel));
-    f.extend(ports(world.host.as_ref(), config));
+    let published = if config.project.driver == Driver::Kind {
+        world
+            .engine
+            .published(crate::world::CLUSTER_LABEL, cancel)
+            .unwrap_or_default()
+    } else {
+        vec![]
+    };
+    f.extend(ports(world.host.as_ref(), config, &published, &config.project.name));
     f.extend(limits(world.host.as_ref(), vars));
     f.extend(nodes(world, config, cancel));
     f

@@ -20,6 +20,9 @@ pub struct Observed {
     pub kubeconfig_present: bool,
     /// The configured images some node lacks; None when not looked at (no running cluster).
     pub images_missing: Option<Vec<String>>,
+    /// The cluster's containers are there without a working cluster: a create of devenv's that
+    /// never finished (its marker is in the state directory), or nodes without a control plane.
+    pub half_made: bool,
 }
 
 /// A step of the plan, by what it is of (its `Display` is the id `plan -o json` shows and the
@@ -169,6 +172,10 @@ pub enum Action {
     WriteKubeconfig,
     /// Install or upgrade the component of this name in `Desired::components`.
     Install(String),
+    /// Wait until the component of this name is ready (its cluster was started again).
+    WaitReady(String),
+    /// Remove the containers of a half-made cluster, then create it.
+    ReplaceHalfMade,
     /// Clear a stuck release, then install the component of this name.
     RecoverAndInstall(ReleaseInfo, String),
     Uninstall {
@@ -255,6 +262,9 @@ impl Plan {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub recreate: bool,
+    /// The cluster was just started again (after `stop`, a reboot or a Docker restart): every
+    /// component devenv keeps is waited for until ready, and the smoke tests run.
+    pub restarted: bool,
 }
 
 pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
@@ -266,6 +276,14 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
     // 1. The cluster.
     let stopped = o.cluster.stopped_nodes();
     let (cluster_kind, cluster_reason, action) = match (&o.cluster, recorded(&RecordKey::Cluster)) {
+        (ClusterState::Present { nodes }, _) if o.half_made => (
+            Change::Recreate,
+            format!(
+                "half-made: node container(s) {} without a working cluster (a create that did not finish); removed and created again",
+                nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            Action::ReplaceHalfMade,
+        ),
         (ClusterState::Absent, _) => (
             Change::Create,
             format!(
@@ -329,6 +347,8 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         ),
     };
     let fresh = matches!(cluster_kind, Change::Create | Change::Recreate);
+    // Stopped: nothing in it can be read until it runs; `up` starts it, then plans again.
+    let unread = cluster_kind == Change::Start;
     steps.push(Step {
         id: StepId::Cluster,
         change: cluster_kind,
@@ -416,6 +436,12 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
             .find(|r| r.name == c.name && r.namespace == c.namespace);
         let rec = recorded(&RecordKey::Component(c.name.clone()));
         let (kind, reason, action) = match rel {
+            _ if unread => (
+                Change::Keep,
+                "the cluster is stopped: compared with devenv's record once it runs again (`devenv up` starts it first)"
+                    .to_string(),
+                Action::Nothing,
+            ),
             _ if fresh => (
                 Change::Create,
                 "installed into the new cluster".to_string(),
@@ -462,6 +488,16 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
                 };
                 (Change::Upgrade, reason, Action::Install(c.name.clone()))
             }
+        };
+        // Just started again: what is kept is not ready yet; the smoke tests wait for it.
+        let (kind, reason, action) = if opts.restarted && kind == Change::Keep && !unread {
+            (
+                Change::Run,
+                format!("{reason}; the cluster was started again, so devenv waits until it is ready"),
+                Action::WaitReady(c.name.clone()),
+            )
+        } else {
+            (kind, reason, action)
         };
         let mut deps = vec![StepId::Cluster, StepId::Kubeconfig];
         deps.extend(

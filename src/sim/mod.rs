@@ -147,6 +147,9 @@ pub struct SimHost {
     /// Port -> who holds it.
     #[serde(default)]
     pub busy_ports: BTreeMap<u16, String>,
+    /// The next port `free_ports` hands out (the kernel does not hand one out twice in a row).
+    #[serde(default)]
+    pub next_free_port: u16,
     /// Set: the engine does not answer, with this message.
     #[serde(default)]
     pub engine_down: Option<String>,
@@ -263,6 +266,23 @@ impl SimWorld {
             })
         })
         .expect("world");
+    }
+
+    /// The host ports every simulated cluster's control-plane node publishes (as Docker keeps
+    /// them whether the node runs or not).
+    fn all_published(s: &SimState) -> Vec<crate::world::Published> {
+        s.clusters
+            .iter()
+            .flat_map(|(name, c)| {
+                c.ports.iter().map(move |(cp, hp)| crate::world::Published {
+                    container: format!("{name}-control-plane"),
+                    owner: name.clone(),
+                    host_ip: "127.0.0.1".into(),
+                    host_port: *hp,
+                    container_port: *cp,
+                })
+            })
+            .collect()
     }
 
     /// The first node's extraMounts in the kind config kind would be given.
@@ -555,6 +575,18 @@ impl ClusterProvider for SimWorld {
                         "",
                     ));
                 }
+                // As Docker refuses a second publish of a host port (in kind's words).
+                let ports = Self::ports_of(&spec.config_path);
+                let held = Self::all_published(s);
+                if let Some((_, hp)) = ports
+                    .iter()
+                    .find(|(_, hp)| held.iter().any(|p| p.host_port == *hp) || s.host.busy_ports.contains_key(hp))
+                {
+                    return Err(Error::failed(
+                        format!("ERROR: failed to create cluster: command \"docker run --name {name}-control-plane …\" failed with error: exit status 125\nCommand Output: docker: Error response from daemon: driver failed programming external connectivity on endpoint {name}-control-plane: Bind for 127.0.0.1:{hp} failed: port is already allocated. (simulated)"),
+                        "",
+                    ));
+                }
                 s.clusters.insert(
                     name.clone(),
                     SimCluster {
@@ -565,7 +597,7 @@ impl ClusterProvider for SimWorld {
                         }],
                         node_image: spec.node_image.clone(),
                         mounts: Self::mounts_of(&spec.config_path),
-                        ports: Self::ports_of(&spec.config_path),
+                        ports,
                         ..Default::default()
                     },
                 );
@@ -604,10 +636,32 @@ impl ClusterProvider for SimWorld {
         )
     }
 
+    fn stop(&self, name: &str, cancel: &Cancel) -> Result<()> {
+        self.op(
+            "cluster.stop",
+            name,
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                for n in &mut Self::cluster_mut(s, name)?.nodes {
+                    n.running = false;
+                }
+                Ok(())
+            },
+        )
+    }
+
     fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String> {
         self.op("cluster.kubeconfig", name, false, cancel, |_| {}, |s| {
             let name = &s.host.contexts.get(name).cloned().unwrap_or_else(|| name.to_string());
-            Self::cluster_mut(s, name)?;
+            // kind's words for node containers without a control plane (a create cut short).
+            if !Self::cluster_mut(s, name)?.nodes.iter().any(|n| n.role == "control-plane") {
+                return Err(Error::failed(
+                    format!("ERROR: could not locate any control plane nodes for cluster named '{name}'. Use the --name option to select a different cluster (simulated)"),
+                    "",
+                ));
+            }
             let server = s.host.api_server.clone().unwrap_or_else(|| "https://127.0.0.1:6443".into());
             Ok(format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server}\n  name: kind-{name}\ncontexts:\n- context:\n    cluster: kind-{name}\n    user: kind-{name}\n  name: kind-{name}\ncurrent-context: kind-{name}\nusers:\n- name: kind-{name}\n  user: {{}}\n"
@@ -684,6 +738,41 @@ impl ContainerEngine for SimWorld {
             cancel,
             |_| {},
             |s| Ok(s.host.container_addresses.clone()),
+        )
+    }
+
+    fn stop(&self, names: &[String], cancel: &Cancel) -> Result<()> {
+        self.op(
+            "engine.stop",
+            &names.join(","),
+            true,
+            cancel,
+            |_| {},
+            |s| {
+                for c in s.clusters.values_mut() {
+                    for n in c.nodes.iter_mut().filter(|n| names.contains(&n.name)) {
+                        n.running = false;
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+
+    fn published(&self, label: &str, cancel: &Cancel) -> Result<Vec<crate::world::Published>> {
+        self.op(
+            "engine.published",
+            label,
+            false,
+            cancel,
+            |_| {},
+            |s| {
+                Ok(if label == "io.x-k8s.kind.cluster" {
+                    Self::all_published(s)
+                } else {
+                    vec![]
+                })
+            },
         )
     }
 
@@ -1510,8 +1599,31 @@ impl Host for SimWorld {
         }]
     }
 
+    fn free_ports(&self, _address: &str, n: usize, avoid: &[u16]) -> Vec<u16> {
+        self.with(|s| {
+            let held = Self::all_published(s);
+            let from = s.host.next_free_port.max(20000);
+            let ports: Vec<u16> = (from..u16::MAX)
+                .filter(|p| {
+                    !avoid.contains(p) && !s.host.busy_ports.contains_key(p) && !held.iter().any(|h| h.host_port == *p)
+                })
+                .take(n)
+                .collect();
+            s.host.next_free_port = ports.last().map_or(from, |p| p + 1);
+            ports
+        })
+        .unwrap_or_default()
+    }
+
     fn port_holder(&self, _address: &str, port: u16) -> Option<String> {
-        self.state().host.busy_ports.get(&port).cloned()
+        let s = self.state();
+        // A simulated node's published port is held as Docker holds one: by docker-proxy.
+        s.host.busy_ports.get(&port).cloned().or_else(|| {
+            Self::all_published(&s)
+                .iter()
+                .any(|p| p.host_port == port)
+                .then(|| "docker-proxy (simulated)".to_string())
+        })
     }
 
     fn engine(&self, _cancel: &Cancel) -> std::result::Result<EngineFacts, EngineProblem> {

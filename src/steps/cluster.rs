@@ -54,12 +54,28 @@ pub fn create(s: &Steps, sc: &StepCtx) -> Result<()> {
     let cluster = ctx.world.cluster.clone();
     let name = spec.name.clone();
     let kubeconfig = state.kubeconfig();
+    // Before the cluster exists: the ports it is made with (when they are the environment's
+    // own), and that a create is under way. If this run dies before the create is done, the
+    // next one recognises the containers as a half-made cluster of devenv's, not as one to keep.
+    if ctx.config.wants_own_ports() {
+        let ports = ctx
+            .config
+            .kind
+            .mappings
+            .iter()
+            .map(|m| (m.container_port, m.host_port))
+            .collect();
+        state.set_ports(Some(&ports))?;
+    }
+    state.set_creating(true)?;
+    let st = state.clone();
     let undo = sc.ledger.record(
         format!("cluster {name} (half-created by this run)"),
         Scope::OnFailure,
         move || {
             let _ = std::fs::remove_file(&kubeconfig);
-            cluster.delete(&name, &Cancel::new())
+            cluster.delete(&name, &Cancel::new())?;
+            st.set_creating(false)
         },
     );
     ctx.world.cluster.create(&spec, sc.cancel)?;
@@ -73,5 +89,5 @@ pub fn create(s: &Steps, sc: &StepCtx) -> Result<()> {
     s.set_record(&RecordKey::Mounts, Some(&desired.mounts.join(",")), sc)?;
     s.set_record(&RecordKey::Cluster, Some(&desired.cluster_digest), sc)?;
     sc.ledger.forget(undo);
-    Ok(())
+    state.set_creating(false)
 }

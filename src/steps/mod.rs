@@ -38,7 +38,8 @@ impl Steps<'_> {
         match &step.action {
             Action::Nothing => Ok(()),
             Action::CreateCluster => cluster::create(self, sc),
-            Action::RecreateCluster => cluster::recreate(self, sc),
+            Action::RecreateCluster | Action::ReplaceHalfMade => cluster::recreate(self, sc),
+            Action::WaitReady(name) => release::wait_ready(self, component(name)?, sc),
             Action::StartCluster => cluster::start(self, sc),
             Action::WriteKubeconfig => cluster::write_kubeconfig(self.ctx, sc.cancel),
             Action::Install(name) => release::install(self, component(name)?, step.change == Change::Create, sc),

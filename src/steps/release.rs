@@ -93,8 +93,17 @@ pub fn install(s: &Steps, c: &ComponentSpec, fresh: bool, sc: &StepCtx) -> Resul
         .helm
         .upgrade_install(&ctx.target, &spec, sc.cancel)
         .map_err(|e| with_change_help(e, c, ctx))?;
-    // Ready means every workload of the release (then what its operator makes); when it is not,
-    // the error says why.
+    wait_ready(s, c, sc)?;
+    if let Some(id) = undo {
+        sc.ledger.forget(id);
+    }
+    s.set_record(&key, Some(&c.digest), sc)
+}
+
+/// Ready means every workload of the release (then what its operator makes), within the
+/// component timeout; when it is not, the error says why.
+pub fn wait_ready(s: &Steps, c: &ComponentSpec, sc: &StepCtx) -> Result<()> {
+    let ctx = s.ctx;
     let started = std::time::Instant::now();
     for w in &c.ready {
         let left = s.timeouts.component.saturating_sub(started.elapsed());
@@ -102,10 +111,7 @@ pub fn install(s: &Steps, c: &ComponentSpec, fresh: bool, sc: &StepCtx) -> Resul
             .kube
             .wait_ready(&ctx.target, w, left.max(std::time::Duration::from_secs(1)), sc.cancel)?;
     }
-    if let Some(id) = undo {
-        sc.ledger.forget(id);
-    }
-    s.set_record(&key, Some(&c.digest), sc)
+    Ok(())
 }
 
 /// The API server refuses some changes to a StatefulSet in place (its volume claim templates:

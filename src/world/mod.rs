@@ -91,6 +91,22 @@ pub trait ContainerEngine: Send + Sync {
     fn run(&self, spec: &RunSpec, cancel: &Cancel) -> Result<()>;
     /// The network addresses of the running containers.
     fn addresses(&self, cancel: &Cancel) -> Result<Vec<std::net::IpAddr>>;
+    /// Stops containers (their state is kept; `start` brings them back).
+    fn stop(&self, names: &[String], cancel: &Cancel) -> Result<()>;
+    /// The host ports published by the containers (running or stopped) that carry `label`, with
+    /// that label's value: which kind cluster holds which port on this machine.
+    fn published(&self, label: &str, cancel: &Cancel) -> Result<Vec<Published>>;
+}
+
+/// One host port a container publishes (as its HostConfig keeps it, stopped or not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub container: String,
+    /// The value of the label asked for (a kind node's cluster name).
+    pub owner: String,
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
 }
 
 /// A throwaway container: what `docker run --rm` is given.
@@ -130,6 +146,8 @@ pub trait ClusterProvider: Send + Sync {
     fn delete(&self, name: &str, cancel: &Cancel) -> Result<()>;
     /// Starts node containers that have exited.
     fn start(&self, name: &str, cancel: &Cancel) -> Result<()>;
+    /// Stops the cluster's nodes, keeping everything in them (`start` brings them back).
+    fn stop(&self, name: &str, cancel: &Cancel) -> Result<()>;
     /// The cluster's kubeconfig, for the file devenv keeps in its state dir.
     fn kubeconfig(&self, name: &str, cancel: &Cancel) -> Result<String>;
     /// The kube context name for this cluster.
@@ -469,6 +487,9 @@ pub trait Host: Send + Sync {
     fn tool(&self, tool: &str, cancel: &Cancel) -> Vec<crate::tools::Found>;
     /// None when `address:port` can be bound; otherwise who holds it, as well as can be told.
     fn port_holder(&self, address: &str, port: u16) -> Option<String>;
+    /// `n` distinct TCP ports free on `address` now, none of them in `avoid` (ports a stopped
+    /// node keeps for itself without holding them), as the kernel hands them out.
+    fn free_ports(&self, address: &str, n: usize, avoid: &[u16]) -> Vec<u16>;
     fn engine(&self, cancel: &Cancel) -> std::result::Result<EngineFacts, EngineProblem>;
     /// A small system file (/proc/…), if readable.
     fn read(&self, path: &str) -> Option<String>;

@@ -346,6 +346,51 @@ fn minikube_starts_a_profile_per_environment_with_the_pinned_kubernetes() {
         argv("minikube start --profile dev --kubernetes-version v1.35.1 --wait all --wait-timeout 300s")
     );
     assert_eq!(calls[2], argv("minikube delete --profile dev"));
+    minikube(&r, None, true).stop("dev", &Cancel::new()).unwrap();
+    minikube(&r, None, true).start("dev", &Cancel::new()).unwrap();
+    let calls = r.calls();
+    assert_eq!(calls[3], argv("minikube stop --profile dev"));
+    assert_eq!(calls[4], argv("minikube start --profile dev"));
+}
+
+#[test]
+fn the_engine_stops_nodes_and_reads_the_ports_they_publish_by_inspect() {
+    let r = Arc::new(ScriptedRunner::new());
+    r.ok(&["docker", "ps"], "aaa\nbbb\n");
+    // `docker inspect` output in the format devenv gives it (HostConfig.PortBindings as JSON).
+    r.ok(
+        &["docker", "inspect"],
+        "/dev-control-plane\tdev\t{\"30080/tcp\":[{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"80\"}],\"6443/tcp\":[{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"41234\"}]}\n/other-worker\tother\t{}\n",
+    );
+    r.ok(&["docker", "stop"], "");
+    let engine = devenv::adapters::docker::DockerCli {
+        runner: r.clone(),
+        program: "docker".into(),
+        api: false,
+    };
+    use devenv::world::ContainerEngine;
+    let mut p = engine.published(kind::CLUSTER_LABEL, &Cancel::new()).unwrap();
+    p.sort_by_key(|p| p.container_port);
+    assert_eq!(
+        p.iter()
+            .map(|p| (p.container.as_str(), p.owner.as_str(), p.host_port, p.container_port))
+            .collect::<Vec<_>>(),
+        [
+            ("dev-control-plane", "dev", 41234, 6443),
+            ("dev-control-plane", "dev", 80, 30080)
+        ]
+    );
+    engine.stop(&["dev-control-plane".into()], &Cancel::new()).unwrap();
+    let calls = r.calls();
+    assert_eq!(
+        calls[0],
+        argv("docker ps --all --quiet --no-trunc --filter label=io.x-k8s.kind.cluster")
+    );
+    assert_eq!(calls[1][..3], argv("docker inspect --format")[..]);
+    assert_eq!(calls[1][4..], argv("aaa bbb")[..]);
+    assert_eq!(calls[2], argv("docker stop dev-control-plane"));
+    // Anything but that format is an error, not a guess.
+    assert!(devenv::adapters::docker::parse_published("not a line of it").is_err());
 }
 
 #[test]

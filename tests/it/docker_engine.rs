@@ -291,3 +291,138 @@ fn real_engine_facts_are_read_through_its_api() {
     assert!(facts.api_version.starts_with("1."), "{facts:?}");
     assert!(host.free_bytes(&facts.root_dir).unwrap() > 0);
 }
+
+/// A free port on 127.0.0.1 now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn real_engine_published_ports_are_read_from_the_nodes_running_or_stopped_and_doctor_names_their_owner() {
+    if !engine_available() {
+        return;
+    }
+    ensure_image();
+    let name = format!("devenvtest-ports-{}", std::process::id());
+    let node = format!("{name}-control-plane");
+    let (http, https, pg, redis) = (free_port(), free_port(), free_port(), free_port());
+    let mut run = vec![
+        "docker".to_string(),
+        "run".into(),
+        "--detach".into(),
+        "--name".into(),
+        node.clone(),
+        "--label".into(),
+        format!("{}={name}", kind::CLUSTER_LABEL),
+        "--label".into(),
+        format!("{}=control-plane", kind::ROLE_LABEL),
+    ];
+    for (host, cp) in [(http, 30080), (https, 30443), (pg, 30432), (redis, 30379)] {
+        run.push("--publish".into());
+        run.push(format!("127.0.0.1:{host}:{cp}/tcp"));
+    }
+    // A node that ends on SIGTERM, as kind's systemd does.
+    run.extend([
+        IMAGE.to_string(),
+        "/bin/busybox".into(),
+        "sh".into(),
+        "-c".into(),
+        "trap 'exit 0' TERM; while true; do /bin/busybox sleep 1; done".into(),
+    ]);
+    let argv: Vec<&str> = run.iter().map(String::as_str).collect();
+    sh(&argv).unwrap();
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = sh(&["docker", "rm", "--force", &self.0]);
+        }
+    }
+    let _gone = Gone(node.clone());
+
+    let engine = DockerCli {
+        runner: Arc::new(SystemRunner),
+        program: "docker".into(),
+        api: false,
+    };
+    let mine = |list: Vec<devenv::world::Published>| -> Vec<(u16, u16, String)> {
+        let mut v: Vec<_> = list
+            .into_iter()
+            .filter(|p| p.owner == name)
+            .map(|p| (p.container_port, p.host_port, p.host_ip))
+            .collect();
+        v.sort();
+        v
+    };
+    let want = vec![
+        (30080, http, "127.0.0.1".to_string()),
+        (30379, redis, "127.0.0.1".to_string()),
+        (30432, pg, "127.0.0.1".to_string()),
+        (30443, https, "127.0.0.1".to_string()),
+    ];
+    assert_eq!(
+        mine(engine.published(kind::CLUSTER_LABEL, &Cancel::new()).unwrap()),
+        want
+    );
+
+    // `devenv stop` on the real engine: the node stops and keeps its ports.
+    let project = crate::common::TempDir::new("real-ports");
+    let state = crate::common::TempDir::new("real-ports-state");
+    let out = crate::common::run_in(
+        project.path(),
+        state.path(),
+        None,
+        &["-n", &name, "stop"],
+        Cancel::new(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let kind = kind_provider(false);
+    assert_eq!(
+        kind.observe(&name, &Cancel::new()).unwrap().stopped_nodes(),
+        vec![node.clone()]
+    );
+    assert_eq!(
+        mine(engine.published(kind::CLUSTER_LABEL, &Cancel::new()).unwrap()),
+        want,
+        "a stopped node keeps its ports"
+    );
+
+    // Started again, it holds them: `doctor` for another environment that maps the same ports
+    // names the cluster; for its own, they are its own.
+    kind.start(&name, &Cancel::new()).unwrap();
+    let config = devenv::config::default_text("kind-config.yaml")
+        .unwrap()
+        .replace("hostPort: 80\n", &format!("hostPort: {http}\n"))
+        .replace("hostPort: 443\n", &format!("hostPort: {https}\n"))
+        .replace("hostPort: 15432\n", &format!("hostPort: {pg}\n"))
+        .replace("hostPort: 16379\n", &format!("hostPort: {redis}\n"));
+    project.write("kind-config.yaml", &config);
+    let other = crate::common::run_in(
+        project.path(),
+        state.path(),
+        None,
+        &["-n", "devenvtest-other", "doctor"],
+        Cancel::new(),
+    );
+    assert!(
+        other.stdout.contains(&format!("host port {pg} "))
+            && other.stdout.contains(&format!("held by kind cluster `{name}`")),
+        "{other:?}"
+    );
+    let own = crate::common::run_in(
+        project.path(),
+        state.path(),
+        None,
+        &["-n", &name, "doctor"],
+        Cancel::new(),
+    );
+    assert!(
+        own.stdout.contains(&format!(
+            "127.0.0.1:{pg} is this environment's own (published by its node {node})"
+        )),
+        "{own:?}"
+    );
+}

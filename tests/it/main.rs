@@ -20,6 +20,7 @@ mod plan;
 mod probes;
 mod reliability;
 mod sim_components;
+mod sim_many;
 mod sim_optional;
 mod sim_run;
 mod sim_signals;

@@ -24,6 +24,7 @@ fn absent() -> Observed {
         releases: vec![],
         kubeconfig_present: false,
         images_missing: None,
+        half_made: false,
     }
 }
 
@@ -55,6 +56,7 @@ fn converged(d: &Desired) -> Observed {
         releases,
         kubeconfig_present: true,
         images_missing: Some(vec![]),
+        half_made: false,
     }
 }
 
@@ -101,7 +103,14 @@ fn a_changed_cluster_config_is_kept_and_explained_unless_recreate() {
     let p = plan::plan(&d, &o, Options::default());
     assert_eq!(p.steps[0].change, Change::Keep);
     assert!(p.notes[0].contains("--recreate"), "{:?}", p.notes);
-    let p = plan::plan(&d, &o, Options { recreate: true });
+    let p = plan::plan(
+        &d,
+        &o,
+        Options {
+            recreate: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(p.steps[0].change, Change::Recreate);
     assert!(p.steps[0].reason.contains("different kind-config.yaml"));
     // Everything in a recreated cluster is installed again.
