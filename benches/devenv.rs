@@ -378,8 +378,104 @@ fn main() {
         );
     }
 
+    image_cache(&b);
     real_engine_node_lookup();
     let _ = std::fs::remove_dir_all(&b.dir);
+}
+
+/// Compressed size in MB of each pinned image and the download rate of a laptop: ASSUMED
+/// figures (Docker Hub's and registry.k8s.io's listings are of this order; 50 Mbit/s is a
+/// common home link), not measured here. The cold installs of LATENCY_MS/INSTALL_MS include the
+/// nodes pulling these images; with the cache the nodes get them from this machine instead.
+const IMAGE_MB: &[(&str, &str, u64)] = &[
+    (
+        "ingress-nginx",
+        "registry.k8s.io/ingress-nginx/controller:v1.15.1@sha256:594ceea76b01c592858f803f9ff4d2cb40542cae2060410b2c95f75907d659e1",
+        110,
+    ),
+    (
+        "ingress-nginx",
+        "registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.6.9@sha256:01038e7de14b78d702d2849c3aad72fd25903c4765af63cf16aa3398f5d5f2dd",
+        25,
+    ),
+    ("postgresql", "docker.io/library/postgres:18.6", 150),
+    ("redis", "docker.io/library/redis:8.10.1", 50),
+    ("smoke", "docker.io/hashicorp/http-echo:1.0.0", 3),
+    ("smoke", "docker.io/library/busybox:1.37.0", 2),
+];
+const DOWNLOAD_MB_PER_S: f64 = 6.25;
+
+/// A cold `up` after `down` on the same machine, without the image cache (the nodes pull every
+/// image again) and with it (the images come from this machine's engine at 100 MB/s per node).
+fn image_cache(b: &Bench) {
+    let pull_ms = |what: &str| -> u64 {
+        IMAGE_MB
+            .iter()
+            .filter(|(c, _, _)| *c == what)
+            .map(|(_, _, mb)| (*mb as f64 / DOWNLOAD_MB_PER_S * 1000.0) as u64)
+            .sum()
+    };
+    let mut results = vec![];
+    for cache in [false, true] {
+        let mut v = vec![];
+        for _ in 0..RUNS {
+            let w = b.world();
+            std::fs::write(b.project.join("devenv.yaml"), format!("imageCache: {cache}\n")).unwrap();
+            assert_eq!(b.devenv(&["up"]).1, 0, "first up (cache {cache})");
+            assert_eq!(b.devenv(&["down"]).1, 0);
+            w.with(|s| {
+                s.bytes_per_ms = Some(100_000 * SCALE as u64);
+                for (rel, ms) in INSTALL_MS {
+                    // The nodes pull without the cache; with it, the images are in them already.
+                    let ms = if cache { ms.saturating_sub(pull_ms(rel)) } else { *ms };
+                    s.latency_ms.insert(format!("helm.upgrade_install:{rel}"), scaled(ms));
+                }
+                let smoke_pull = if cache { 0 } else { pull_ms("smoke") };
+                for op in ["kube.wait_echo", "kube.wait_job"] {
+                    let base = LATENCY_MS.iter().find(|(o, _)| *o == op).unwrap().1;
+                    s.latency_ms.insert(op.into(), scaled(base + smoke_pull));
+                }
+                for (_, image, mb) in IMAGE_MB {
+                    if let Some(i) = s.host_images.get_mut(*image) {
+                        i.size = mb << 20;
+                    }
+                }
+            })
+            .unwrap();
+            let before = w.calls().len();
+            let (d, code, _) = b.devenv(&["up"]);
+            assert_eq!(code, 0, "cold up after down (cache {cache})");
+            let pulls = w.calls()[before..].iter().filter(|c| c.op == "images.pull").count();
+            assert_eq!(pulls, 0, "the second cold up pulled");
+            v.push(ms(d));
+        }
+        results.push(median(v));
+    }
+    let _ = std::fs::remove_file(b.project.join("devenv.yaml"));
+    let (off, on) = (results[0], results[1]);
+    let total_mb: u64 = IMAGE_MB.iter().map(|(_, _, mb)| mb).sum();
+    println!(
+        "\nimage cache: cold up after down, {} pinned images ({total_mb} MB, assumed), download {DOWNLOAD_MB_PER_S} MB/s (assumed)",
+        IMAGE_MB.len()
+    );
+    println!(
+        "  without the cache      {:8.0} ms [{:.0}..{:.0}]   (real est. {:.0} s)",
+        off.0,
+        off.1,
+        off.2,
+        off.0 * SCALE / 1000.0
+    );
+    println!(
+        "  with the cache         {:8.0} ms [{:.0}..{:.0}]   (real est. {:.0} s)",
+        on.0,
+        on.1,
+        on.2,
+        on.0 * SCALE / 1000.0
+    );
+    println!(
+        "  the cache removes      {:8.0} %  of that cold up",
+        (1.0 - on.0 / off.0) * 100.0
+    );
 }
 
 /// The one read of a no-op `up` that is not an API request to the cluster: the node containers

@@ -111,6 +111,38 @@ fn local(t: &dyn ImageTransport, name: &str, cancel: &Cancel) -> Result<LocalIma
     })
 }
 
+/// The Go/OCI name of an engine's architecture (`x86_64` is `amd64`).
+pub fn arch(engine_arch: &str) -> &str {
+    match engine_arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "armv7l" => "arm",
+        other => other,
+    }
+}
+
+/// Of `images` (by reference, whether or not this machine has them), the ones some running
+/// node of the cluster lacks.
+pub fn missing_on_nodes(
+    engine: &dyn ContainerEngine,
+    t: &dyn ImageTransport,
+    cluster: &str,
+    images: &[String],
+    cancel: &Cancel,
+) -> Result<Vec<String>> {
+    let nodes = running_nodes(engine, cluster, cancel)?;
+    let mut out = Vec::new();
+    for name in images {
+        for node in &nodes {
+            if node_image(t, node, &normalize(name), cancel)?.is_none() {
+                out.push(name.clone());
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The images not yet on every node (read-only; for the plan).
 pub fn missing(
     engine: &dyn ContainerEngine,

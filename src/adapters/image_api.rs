@@ -129,7 +129,29 @@ async fn drain(
     )
 }
 
+/// `docker pull --quiet [--platform=P] REF`: through the CLI, which has the user's registry
+/// credentials (credential helpers, `docker login`) and proxy settings.
+pub fn pull_cmd(name: &str, platform: Option<&str>) -> crate::process::Cmd {
+    let mut c = crate::process::Cmd::new("docker").args(["pull", "--quiet"]);
+    if let Some(p) = platform {
+        c = c.arg(format!("--platform={p}"));
+    }
+    c.arg(name).timeout(std::time::Duration::from_secs(900))
+}
+
 impl ImageTransport for DockerApi {
+    fn pull(&self, name: &str, platform: Option<&str>, cancel: &Cancel) -> Result<()> {
+        self.runner
+            .run(&pull_cmd(name, platform), cancel)
+            .map(|_| ())
+            .map_err(|e| {
+                e.into_error(
+                    cancel,
+                    "check the network and the registry (`docker pull` by hand says the same); `imageCache: false` in devenv.yaml leaves the images to the nodes",
+                )
+            })
+    }
+
     fn containerd_store(&self, _cancel: &Cancel) -> Result<bool> {
         let docker = client()?;
         runtime()?.block_on(async {

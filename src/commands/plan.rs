@@ -66,7 +66,70 @@ pub fn run(app: &App, select: &SelectArgs) -> Result<()> {
     if let Some(e) = blind {
         p.notes.push(format!("could not look at the cluster ({e}); the plan assumes it does not exist, and `devenv up` will stop until this is fixed"));
     }
-    app.reporter.data(&render(&p));
-    app.reporter.json(to_json(&p));
+    let cache = cache_view(&ctx, &observed);
+    let mut text = render(&p);
+    if !cache.is_empty() {
+        text.push_str("\nimage cache (this machine's engine -> the nodes):\n");
+        for (image, here, lacking) in &cache {
+            text.push_str(&format!(
+                "  {image}: {}{}\n",
+                if *here {
+                    "on this machine"
+                } else {
+                    "not on this machine (`up` pulls it once)"
+                },
+                match lacking {
+                    Some(true) => ", not on every node",
+                    Some(false) => ", on every node",
+                    None => "",
+                }
+            ));
+        }
+    }
+    app.reporter.data(&text);
+    let mut v = to_json(&p);
+    v["image_cache"] = cache
+        .iter()
+        .map(|(i, here, lacking)| serde_json::json!({"image": i, "on_this_machine": here, "on_every_node": lacking.map(|l| !l)}))
+        .collect::<Vec<_>>()
+        .into();
+    app.reporter.json(v);
     Ok(())
+}
+
+/// Per pinned image of the cache: on this machine's engine, and (when the cluster runs) whether
+/// some node lacks it.
+fn cache_view(ctx: &crate::context::Context, o: &plan::Observed) -> Vec<(String, bool, Option<bool>)> {
+    let images = &ctx.desired.cached_images;
+    if images.is_empty() {
+        return vec![];
+    }
+    let running = matches!(o.cluster, crate::world::ClusterState::Present { .. })
+        && !o.half_made
+        && o.cluster.stopped_nodes().is_empty();
+    let lacking = running
+        .then(|| {
+            crate::images::missing_on_nodes(
+                ctx.world.engine.as_ref(),
+                ctx.world.images.as_ref(),
+                ctx.name(),
+                images,
+                &ctx.app.cancel,
+            )
+            .ok()
+        })
+        .flatten();
+    images
+        .iter()
+        .map(|i| {
+            let here = ctx
+                .world
+                .images
+                .local_image(i, &ctx.app.cancel)
+                .ok()
+                .flatten()
+                .is_some();
+            (i.clone(), here, lacking.as_ref().map(|l| l.contains(i)))
+        })
+        .collect()
 }

@@ -188,8 +188,24 @@ pub fn run(app: &App) -> Result<()> {
             }
         }
     }
+    let cached = &desired.cached_images;
+    let here = cached
+        .iter()
+        .filter(|i| world.images.local_image(i, &app.cancel).ok().flatten().is_some())
+        .count();
+    if !cached.is_empty() {
+        text.push_str(&format!(
+            "image cache: {here} of {} pinned image(s) on this machine{}\n",
+            cached.len(),
+            if here < cached.len() {
+                " (`devenv up` pulls the rest once)"
+            } else {
+                ""
+            }
+        ));
+    }
     app.reporter.data(&text);
-    app.reporter.json(serde_json::json!({"event": "status", "environment": desired.name, "driver": desired.driver.as_str(),
+    app.reporter.json(serde_json::json!({"event": "status", "image_cache": {"pinned": cached.len(), "on_this_machine": here}, "environment": desired.name, "driver": desired.driver.as_str(),
         "cluster": if matches!(o.cluster, ClusterState::Absent) {"absent"} else if o.half_made {"half-made"} else if !o.cluster.stopped_nodes().is_empty() {"stopped"} else {"present"}, "nodes": nodes_json, "kubernetes": version, "components": comps, "smoke": smoke, "healthy": problems.is_empty(), "problems": problems}));
     if problems.is_empty() {
         Ok(())

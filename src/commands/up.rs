@@ -284,7 +284,104 @@ fn check_before_changes(ctx: &Context, p: &Plan) -> Result<()> {
         f.extend(crate::doctor::ports(host, &ctx.config, &published, ctx.name()));
         crate::doctor::stop_if_blocking(&f)?;
     }
+    if p.step(&StepId::Cache).is_some_and(|s| s.change.mutates()) {
+        fill_cache(ctx, p)?;
+    }
     Ok(())
+}
+
+/// Pulls the pinned images this machine's engine lacks, at the same time, before anything is
+/// changed: one that cannot be pulled stops `up` (exit 3) with the engine's message, unless
+/// every node has it already.
+fn fill_cache(ctx: &Context, p: &Plan) -> Result<()> {
+    let app = ctx.app;
+    let mut missing = Vec::new();
+    for i in &ctx.desired.cached_images {
+        if ctx.world.images.local_image(i, &app.cancel)?.is_none() {
+            missing.push(i.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let platform = ctx
+        .world
+        .host
+        .engine(&app.cancel)
+        .ok()
+        .map(|f| format!("linux/{}", crate::images::arch(&f.arch)));
+    let tasks = missing
+        .iter()
+        .map(|i| {
+            let platform = platform.clone();
+            Task::new(
+                i.clone(),
+                format!("pull {i} (into this machine's image cache)"),
+                vec![],
+                move |sc: &StepCtx| ctx.world.images.pull(i, platform.as_deref(), sc.cancel),
+            )
+        })
+        .collect();
+    let ledger = exec::Ledger::new();
+    let outcome = exec::execute(
+        tasks,
+        exec::OnFailure::FinishRunning,
+        &app.cancel,
+        &ledger,
+        &|e| match e {
+            Event::Started { id, label } => app.reporter.step_started(id, label),
+            Event::Finished { result } => app.reporter.step_finished(result),
+            Event::Undone(u) => app.reporter.undone(u),
+        },
+    );
+    if let Some(Error::Interrupted(s)) = outcome.error {
+        return Err(Error::Interrupted(s));
+    }
+    let failed: Vec<(&str, &str)> = outcome
+        .results
+        .iter()
+        .filter_map(|r| match &r.status {
+            exec::Status::Failed(m) => Some((r.id.as_str(), m.as_str())),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    // The nodes of a running cluster may have it already (loaded before, or pulled by them).
+    let on_nodes = if p.makes_cluster() {
+        Vec::new()
+    } else {
+        let names: Vec<String> = failed.iter().map(|(i, _)| i.to_string()).collect();
+        let lacking = crate::images::missing_on_nodes(
+            ctx.world.engine.as_ref(),
+            ctx.world.images.as_ref(),
+            ctx.name(),
+            &names,
+            &app.cancel,
+        )
+        .unwrap_or(names.clone());
+        names.into_iter().filter(|n| !lacking.contains(n)).collect()
+    };
+    let blocking: Vec<String> = failed
+        .iter()
+        .filter(|(i, _)| !on_nodes.iter().any(|n| n == i))
+        .map(|(i, m)| format!("{i}: {}", m.lines().next().unwrap_or_default()))
+        .collect();
+    for (i, _) in failed.iter().filter(|(i, _)| on_nodes.iter().any(|n| n == i)) {
+        app.reporter
+            .warn(&format!("could not pull {i}, but every node has it: going on"));
+    }
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    Err(Error::prerequisite(
+        format!(
+            "pinned image(s) could not be pulled into this machine's image cache; nothing was changed:\n  {}",
+            blocking.join("\n  ")
+        ),
+        "check the network and the registry (`docker pull IMAGE` by hand says the same), or set `imageCache: false` in devenv.yaml to leave the pulls to the nodes",
+    ))
 }
 
 /// Recreating deletes the cluster with every database in it: ask on a terminal, else require --yes.

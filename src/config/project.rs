@@ -59,6 +59,9 @@ pub struct ProjectFile {
     pub timeouts: TimeoutsFile,
     #[serde(default)]
     pub export_context: Option<bool>,
+    /// Keep every pinned image on this machine's engine and load it into the nodes from there.
+    #[serde(default)]
+    pub image_cache: Option<bool>,
     /// With `driver: existing`: the kube context to use.
     #[serde(default)]
     pub context: Option<Spanned<String>>,
@@ -247,6 +250,9 @@ pub struct Project {
     pub timeouts: Timeouts,
     /// Whether kind also adds the cluster's context to the user's kubeconfig and selects it.
     pub export_context: bool,
+    /// kind: every image a component runs (its pins) and the smoke images are pulled once into
+    /// this machine's engine and loaded into the nodes from there (`imageCache`, default on).
+    pub image_cache: bool,
     pub context: Option<String>,
     pub minikube_driver: Option<String>,
     /// Optional components devenv.yaml switches on (`enabled: true`), with where it says so
@@ -455,6 +461,7 @@ impl ProjectFile {
             releases,
             timeouts,
             export_context: self.export_context.unwrap_or(true),
+            image_cache: self.image_cache.unwrap_or(true),
             context: self.context.as_ref().map(|c| c.value.clone()),
             minikube_driver: match &self.minikube.driver {
                 Some(d) if !MINIKUBE_DRIVERS.contains(&d.value.as_str()) => {

@@ -40,6 +40,11 @@ pub struct Desired {
     pub shared_off: Option<String>,
     /// metrics-server is on: the smoke tests ask the metrics API for a node's usage.
     pub metrics_check: bool,
+    /// The host image cache (kind, `imageCache`): every pinned image of the components and the
+    /// smoke images, pulled once into this machine's engine and loaded into the nodes.
+    pub cached_images: Vec<String>,
+    /// Of `cached_images`, for devenv's record: the nodes were loaded with exactly these.
+    pub cache_digest: String,
 }
 
 /// Which components a command acts on (`--only`, `--skip`, `--no-test`).
@@ -218,6 +223,22 @@ impl Desired {
         // The ingress's own check first, then each component's, in the catalogue's order.
         let probes: Vec<Probe> = components.iter().flat_map(|c| c.probes.clone()).collect();
         let in_cluster = components.iter().filter_map(|c| c.in_cluster.clone()).collect();
+        let mut cached_images: Vec<String> = Vec::new();
+        if p.driver == Driver::Kind && p.image_cache {
+            for c in &components {
+                for i in &c.chart.images {
+                    if !cached_images.contains(i) {
+                        cached_images.push(i.clone());
+                    }
+                }
+            }
+            // With or without --no-test: the record stays the same, and `devenv test` finds them.
+            for i in [&v.echo_image, &v.probe_image] {
+                if !cached_images.contains(i) {
+                    cached_images.push(i.clone());
+                }
+            }
+        }
         let mut smoke_parts: Vec<&str> = vec![&cluster_digest, &v.echo_image, &v.probe_image];
         smoke_parts.extend(components.iter().map(|c| c.digest.as_str()));
         if let Some(sh) = &shared {
@@ -246,6 +267,8 @@ impl Desired {
             smoke: !sel.no_test,
             probes,
             in_cluster,
+            cached_images: cached_images.clone(),
+            cache_digest: digest(&cached_images.iter().map(String::as_str).collect::<Vec<_>>()),
             echo_image: v.echo_image.clone(),
             probe_image: v.probe_image.clone(),
             persistent_data,

@@ -32,6 +32,8 @@ pub enum StepId {
     Cluster,
     Kubeconfig,
     Images,
+    /// The pinned images loaded into the nodes from this machine's image cache.
+    Cache,
     /// Install, upgrade or keep a component (the release name).
     Component(String),
     /// Uninstall a component switched off (the release name).
@@ -47,6 +49,7 @@ impl std::fmt::Display for StepId {
             StepId::Cluster => f.write_str("cluster"),
             StepId::Kubeconfig => f.write_str("kubeconfig"),
             StepId::Images => f.write_str("images"),
+            StepId::Cache => f.write_str("image-cache"),
             StepId::Component(n) => f.write_str(n),
             StepId::Remove(n) => write!(f, "remove-{n}"),
             StepId::Shared => f.write_str("shared-data"),
@@ -86,6 +89,8 @@ pub enum RecordKey {
     Component(String),
     /// The shared volume devenv made ([`desired::SharedSpec::record`]).
     SharedVolume,
+    /// The digest of the pinned images last loaded into the nodes from the image cache.
+    Cache,
 }
 
 impl RecordKey {
@@ -97,6 +102,7 @@ impl RecordKey {
             RecordKey::Smoke => "smoke".into(),
             RecordKey::Component(n) => format!("component.{n}"),
             RecordKey::SharedVolume => "volume.shared-data".into(),
+            RecordKey::Cache => "image-cache".into(),
         }
     }
 
@@ -174,6 +180,8 @@ pub enum Action {
     Install(String),
     /// Wait until the component of this name is ready (its cluster was started again).
     WaitReady(String),
+    /// Load the image cache's images into the nodes.
+    CacheImages,
     /// Remove the containers of a half-made cluster, then create it.
     ReplaceHalfMade,
     /// Clear a stuck release, then install the component of this name.
@@ -426,6 +434,42 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         });
     }
 
+    // 4b. The pinned images, from this machine's cache into the nodes, before the pods ask for
+    // them (recorded by digest: a no-op `up` looks at no node).
+    if !d.cached_images.is_empty() {
+        let loaded = !fresh && recorded(&RecordKey::Cache).as_deref() == Some(d.cache_digest.as_str());
+        let (kind, reason, action) = if unread {
+            (
+                Change::Keep,
+                "the cluster is stopped: its nodes keep what they were loaded with".to_string(),
+                Action::Nothing,
+            )
+        } else if loaded {
+            (
+                Change::Keep,
+                "every pinned image was loaded into the nodes from this machine".to_string(),
+                Action::Nothing,
+            )
+        } else {
+            (
+                Change::Run,
+                format!(
+                    "load {} pinned image(s) from this machine's engine into the nodes (pulled once onto it; none again from the internet)",
+                    d.cached_images.len()
+                ),
+                Action::CacheImages,
+            )
+        };
+        steps.push(Step {
+            id: StepId::Cache,
+            change: kind,
+            target: format!("{} pinned image(s)", d.cached_images.len()),
+            reason,
+            deps: vec![StepId::Cluster, StepId::Kubeconfig],
+            action,
+        });
+    }
+
     // 5. Components, concurrently where nothing orders them.
     for c in &d.components {
         let version = c.chart.version.clone().unwrap_or_else(|| "local".into());
@@ -508,6 +552,9 @@ pub fn plan(d: &Desired, o: &Observed, opts: Options) -> Plan {
         );
         if !d.images.is_empty() && c.uses_images {
             deps.push(StepId::Images);
+        }
+        if c.chart.images.iter().any(|i| d.cached_images.contains(i)) {
+            deps.push(StepId::Cache);
         }
         steps.push(Step {
             id: StepId::Component(c.name.clone()),

@@ -147,6 +147,12 @@ pub struct SimHost {
     /// Port -> who holds it.
     #[serde(default)]
     pub busy_ports: BTreeMap<u16, String>,
+    /// No network: pulls fail as Docker's do offline.
+    #[serde(default)]
+    pub offline: bool,
+    /// References no registry serves (a pull gets "manifest unknown").
+    #[serde(default)]
+    pub unpublished: std::collections::BTreeSet<String>,
     /// The next port `free_ports` hands out (the kernel does not hand one out twice in a row).
     #[serde(default)]
     pub next_free_port: u16,
@@ -1685,6 +1691,29 @@ impl SimWorld {
 }
 
 impl ImageTransport for SimWorld {
+    /// A pull from the internet (simulated): what the registries publish comes down unless the
+    /// machine is offline; an image nobody publishes is the registry's "not found".
+    fn pull(&self, name: &str, _platform: Option<&str>, cancel: &Cancel) -> Result<()> {
+        let name2 = name.to_string();
+        self.op("images.pull", name, true, cancel, |_| {}, move |s| {
+            if s.host.offline {
+                return Err(Error::failed(
+                    format!("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host (simulated: offline)\n  `docker pull --quiet {name2}` exited with status 1"),
+                    "",
+                ));
+            }
+            if s.host.unpublished.contains(&name2) {
+                return Err(Error::failed(
+                    format!("Error response from daemon: manifest for {name2} not found: manifest unknown (simulated)\n  `docker pull --quiet {name2}` exited with status 1"),
+                    "",
+                ));
+            }
+            let id = format!("sha256:{}", crate::components::digest(&[&name2]));
+            s.host_images.insert(name2.clone(), SimImage { id, size: 50 << 20 });
+            Ok(())
+        })
+    }
+
     fn local_image(&self, name: &str, cancel: &Cancel) -> Result<Option<LocalImage>> {
         self.op(
             "images.inspect",

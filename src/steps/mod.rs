@@ -50,6 +50,7 @@ impl Steps<'_> {
                 volumes::remove_shared(self, pv, namespace, claim, &step.reason, sc)
             }
             Action::LoadImages => images::load(self, sc),
+            Action::CacheImages => images::load_cache(self, sc),
             Action::Smoke => smoke::run_and_record(
                 &smoke::Smoke::of(self.ctx, self.timeouts.test, self.shared_waits),
                 sc,

@@ -529,6 +529,9 @@ pub struct Delivery {
 pub trait ImageTransport: Send + Sync {
     /// None when the host has no such image.
     fn local_image(&self, name: &str, cancel: &Cancel) -> Result<Option<LocalImage>>;
+    /// Pulls an image into this machine's engine (`platform` such as `linux/amd64`); the error
+    /// carries the engine's own message.
+    fn pull(&self, name: &str, platform: Option<&str>, cancel: &Cancel) -> Result<()>;
     fn exec(&self, container: &str, argv: &[String], cancel: &Cancel) -> Result<ExecOutput>;
     /// Exports `images` once (only `platform`, when given) and streams the archive into `argv`
     /// started in each of `containers`, all at once; `progress(node, bytes so far)`.

@@ -250,3 +250,74 @@ fn real_engine_an_image_that_is_not_on_the_host_is_named_with_the_fix() {
     );
     assert!(err.contains("docker build -t devenv-test-no-such-image:1 ."), "{err}");
 }
+
+/// The test registry (Debian's docker-registry, started by scripts/test-servers); under CI its
+/// absence is a failure.
+fn registry() -> Option<String> {
+    match std::env::var("DEVENV_TEST_REGISTRY") {
+        Ok(r) if !r.is_empty() => Some(r),
+        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") => {
+            panic!(
+                "CI is set but DEVENV_TEST_REGISTRY is not: `eval \"$(bash scripts/test-servers)\"` starts the registry"
+            )
+        }
+        _ => {
+            eprintln!("NOT RUN: this test needs DEVENV_TEST_REGISTRY (scripts/test-servers)");
+            None
+        }
+    }
+}
+
+#[test]
+fn real_engine_the_image_cache_pulls_a_pinned_image_from_a_real_registry_once_and_the_nodes_get_it_by_id() {
+    if !engine_available() {
+        return;
+    }
+    let Some(registry) = registry() else { return };
+    ensure_node_image();
+    use devenv::world::ImageTransport;
+    let api = devenv::adapters::image_api::DockerApi {
+        runner: std::sync::Arc::new(devenv::process::SystemRunner),
+    };
+    let cancel = devenv::exec::Cancel::new();
+    // A pinned image as a registry serves it: built here, pushed, and gone from the engine.
+    let built = format!("devenv-test-app-{}:cache", std::process::id());
+    let pinned = format!("{registry}/devenv-test/pinned-{}:1", std::process::id());
+    app_image(&built);
+    docker(&["tag", &built, &pinned]).unwrap();
+    docker(&["push", "--quiet", &pinned]).unwrap();
+    docker(&["rmi", &built, &pinned]).unwrap();
+    assert!(api.local_image(&pinned, &cancel).unwrap().is_none());
+
+    // The cache's pull: the engine pulls it from the registry, for the nodes' platform.
+    let arch = String::from_utf8(docker(&["info", "--format", "{{.Architecture}}"]).unwrap()).unwrap();
+    let platform = format!("linux/{}", devenv::images::arch(arch.trim()));
+    api.pull(&pinned, Some(&platform), &cancel).unwrap();
+    let here = api.local_image(&pinned, &cancel).unwrap().expect("pulled");
+
+    // Into the nodes from this machine, by ID, once per node; a second cluster (a cold `up`
+    // after `down`) gets it from the host again, with no pull (the cache asks the engine first).
+    for tag in ["cache1", "cache2"] {
+        let mut c = Cluster::new(tag);
+        if tag == "cache2" {
+            c.images.push(pinned.clone());
+        }
+        let (code, err) = c.load(&[&pinned]);
+        assert_eq!(code, 0, "{err}");
+        for n in &c.nodes {
+            assert_eq!(c.received(n).len(), 1, "{n}: {err}");
+            let ids = String::from_utf8(docker(&["exec", n, "cat", "/var/lib/fake/images.txt"]).unwrap()).unwrap();
+            assert!(ids.contains(&here.id), "{n} has it by ID: {ids}");
+        }
+    }
+
+    // One no registry serves: the engine's own message, naming the image.
+    let missing = format!("{registry}/devenv-test/missing-{}:1", std::process::id());
+    let e = api.pull(&missing, Some(&platform), &cancel).unwrap_err().to_string();
+    assert!(
+        e.contains("manifest unknown")
+            && e.contains(&missing)
+            && e.lines().next().unwrap().starts_with("Error response from daemon"),
+        "{e}"
+    );
+}

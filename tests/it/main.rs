@@ -19,6 +19,7 @@ mod kube_api;
 mod plan;
 mod probes;
 mod reliability;
+mod sim_cache;
 mod sim_components;
 mod sim_many;
 mod sim_optional;

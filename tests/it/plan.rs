@@ -33,6 +33,7 @@ fn converged(d: &Desired) -> Observed {
     let mut entries = std::collections::BTreeMap::new();
     entries.insert("cluster".into(), d.cluster_digest.clone());
     entries.insert("smoke".into(), d.smoke_digest.clone());
+    entries.insert("image-cache".into(), d.cache_digest.clone());
     let mut releases = vec![];
     for c in &d.components {
         entries.insert(format!("component.{}", c.name), c.digest.clone());
@@ -70,14 +71,30 @@ fn a_fresh_environment_creates_everything_then_runs_the_smoke_tests() {
     let p = plan::plan(&d, &absent(), Options::default());
     let ids: Vec<String> = p.steps.iter().map(|s| s.id.to_string()).collect();
     // The create writes the kubeconfig and waits for the nodes itself: no separate step.
-    assert_eq!(ids, ["cluster", "ingress-nginx", "postgresql", "redis", "smoke"]);
-    assert!(p.steps[..4].iter().all(|s| s.change == Change::Create));
-    assert_eq!(p.steps[4].change, Change::Run);
-    // Components wait only for the cluster (and its kubeconfig), not for each other.
+    assert_eq!(
+        ids,
+        [
+            "cluster",
+            "image-cache",
+            "ingress-nginx",
+            "postgresql",
+            "redis",
+            "smoke"
+        ]
+    );
+    assert_eq!(p.steps[0].change, Change::Create);
+    assert_eq!(
+        p.steps[1].change,
+        Change::Run,
+        "the pinned images, loaded from this machine"
+    );
+    assert!(p.steps[2..5].iter().all(|s| s.change == Change::Create));
+    assert_eq!(p.steps[5].change, Change::Run);
+    // Components wait only for the cluster (and its kubeconfig) and their images, not for each other.
     for c in ["ingress-nginx", "postgresql", "redis"] {
         assert_eq!(
             p.steps.iter().find(|s| s.id == c).unwrap().deps,
-            vec![plan::StepId::Cluster, plan::StepId::Kubeconfig]
+            vec![plan::StepId::Cluster, plan::StepId::Kubeconfig, plan::StepId::Cache]
         );
     }
     assert!(p.steps.iter().all(|s| !s.reason.is_empty()));
@@ -204,7 +221,7 @@ fn only_and_skip_limit_the_components_and_name_typos() {
     );
     let p = plan::plan(&d, &absent(), Options::default());
     let ids: Vec<String> = p.steps.iter().map(|s| s.id.to_string()).collect();
-    assert_eq!(ids, ["cluster", "postgresql"]);
+    assert_eq!(ids, ["cluster", "image-cache", "postgresql"]);
     let c = config::load(dir.path(), Path::new("."), &Overrides::default()).unwrap();
     let err = Desired::from_config(
         &c,

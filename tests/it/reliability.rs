@@ -30,7 +30,10 @@ fn fingerprint(lab: &Lab) -> Fingerprint {
 
 fn lab_with_image(tag: &str) -> Lab {
     let lab = Lab::new(tag);
-    lab.project.write("devenv.yaml", "images: [app:dev]\n");
+    // The image cache off: these tests time their interrupts against the steps without it (the
+    // cache's own interrupts are in sim_cache.rs).
+    lab.project
+        .write("devenv.yaml", "images: [app:dev]\nimageCache: false\n");
     lab.world.add_host_image("app:dev", 5 << 20);
     lab
 }
