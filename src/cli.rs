@@ -4,12 +4,25 @@ use crate::config::Driver;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+const EXAMPLES: &str = "Examples:
+  devenv up                              bring the environment up (again: changes nothing)
+  devenv up --with monitoring            also Prometheus and Grafana, remembered
+  eval \"$(devenv env)\"                  DATABASE_URL, REDIS_URL, KUBECONFIG, ... in this shell
+  devenv -n review-42 up                 a second environment, on host ports of its own
+  devenv run --ephemeral -- cargo test   CI: a fresh environment for one command, removed after
+  devenv status -o json | jq .healthy    one JSON document
+  devenv down --purge                    everything, PostgreSQL's data included
+
+Every global flag can also be set by environment: DEVENV_DIR, DEVENV_NAME, DEVENV_DRIVER,
+DEVENV_CONTEXT, DEVENV_OUTPUT, DEVENV_COLOR.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "devenv",
     version,
     about = "One command for a local Kubernetes development environment: cluster, ingress, PostgreSQL, Redis, your images, and smoke tests that really connect.",
-    propagate_version = true
+    propagate_version = true,
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -21,38 +34,50 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Directory holding the config files (versions.yaml, kind-config.yaml, helm-values/, devenv.yaml)
-    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR", env = "DEVENV_DIR")]
     pub dir: Option<PathBuf>,
     /// Environment (and cluster) name; default: `name` in devenv.yaml, else "devenv"
-    #[arg(short = 'n', long = "name", global = true, value_name = "NAME")]
+    #[arg(short = 'n', long = "name", global = true, value_name = "NAME", env = "DEVENV_NAME")]
     pub name: Option<String>,
     /// Cluster provider; default: `driver` in devenv.yaml, else kind
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, env = "DEVENV_DRIVER")]
     pub driver: Option<Driver>,
     /// Kube context of an existing cluster (with --driver existing)
-    #[arg(long, global = true, value_name = "CONTEXT")]
+    #[arg(long, global = true, value_name = "CONTEXT", env = "DEVENV_CONTEXT")]
     pub context: Option<String>,
     /// Allow --driver existing to act on a context that does not look like a local cluster
     #[arg(long, global = true)]
     pub allow_remote: bool,
-    /// Output format: text for people, json for programs (one object per line on stdout)
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    /// Output: text for people; json (status, plan, env, tools list, version: one document;
+    /// up, down, test, run: one event per line); yaml (the documents only)
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text, env = "DEVENV_OUTPUT")]
     pub output: Output,
     /// Print only warnings, errors and results
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Print more detail
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
-    /// No colours (also: NO_COLOR set)
+    /// More detail: -v debug lines, -vv also every tool command devenv runs, with its time
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Colours: auto (a terminal without NO_COLOR), always (also CLICOLOR_FORCE), never
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "DEVENV_COLOR")]
+    pub color: ColorChoice,
+    /// No colours (the same as --color never; also: NO_COLOR set)
     #[arg(long, global = true)]
     pub no_color: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     Text,
     Json,
+    Yaml,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -90,8 +115,8 @@ pub enum Command {
         /// Limit for each component's install and readiness (e.g. 10m); default from devenv.yaml
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
-        /// Fail at once if another devenv is working on this environment
-        #[arg(long)]
+        /// Fail at once (exit 3) if another devenv holds this environment's lock, instead of waiting for it
+        #[arg(long = "fail-if-locked", visible_alias = "no-wait")]
         no_wait: bool,
         /// Confirm --recreate (it deletes the cluster; see --recreate for what is kept) without asking
         #[arg(short, long)]
@@ -109,20 +134,20 @@ pub enum Command {
         /// data kept on this machine (PostgreSQL's, the shared files; never a sharedData.path of yours)
         #[arg(long)]
         purge: bool,
-        /// Fail at once if another devenv is working on this environment
-        #[arg(long)]
+        /// Fail at once (exit 3) if another devenv holds this environment's lock, instead of waiting for it
+        #[arg(long = "fail-if-locked", visible_alias = "no-wait")]
         no_wait: bool,
     },
     /// Stop the cluster's nodes, keeping everything in them (kind, minikube)
     Stop {
-        /// Fail at once if another devenv is working on this environment
-        #[arg(long)]
+        /// Fail at once (exit 3) if another devenv holds this environment's lock, instead of waiting for it
+        #[arg(long = "fail-if-locked", visible_alias = "no-wait")]
         no_wait: bool,
     },
     /// Start a stopped cluster again, wait until every component is ready, run the smoke tests
     Start {
-        /// Fail at once if another devenv is working on this environment
-        #[arg(long)]
+        /// Fail at once (exit 3) if another devenv holds this environment's lock, instead of waiting for it
+        #[arg(long = "fail-if-locked", visible_alias = "no-wait")]
         no_wait: bool,
     },
     /// Cluster, nodes and components; exit 0 only when everything is healthy
@@ -132,8 +157,8 @@ pub enum Command {
         /// Images, with their tags (e.g. myapp:dev)
         #[arg(required = true)]
         images: Vec<String>,
-        /// Fail at once if another devenv is working on this environment
-        #[arg(long)]
+        /// Fail at once (exit 3) if another devenv holds this environment's lock, instead of waiting for it
+        #[arg(long = "fail-if-locked", visible_alias = "no-wait")]
         no_wait: bool,
     },
     /// Run the smoke tests against the running environment
@@ -165,14 +190,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ToolsCommand,
     },
+    /// devenv's version, and the versions of the tools it drives as found on this machine
+    Version,
     /// Write the default config files into the directory
     Init {
         /// Overwrite files that already exist
         #[arg(long)]
         force: bool,
     },
-    /// Print shell completions
-    Completions {
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    #[command(alias = "completions")]
+    Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -200,7 +228,8 @@ impl Command {
                 command: ToolsCommand::Install { .. },
             } => "tools install",
             Command::Init { .. } => "init",
-            Command::Completions { .. } => "completions",
+            Command::Completion { .. } => "completion",
+            Command::Version => "version",
         }
     }
 }

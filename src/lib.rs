@@ -100,23 +100,58 @@ where
         .vars
         .get("CI")
         .is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
-    let mode = if cli.global.output == cli::Output::Json {
+    let mode = if cli.global.output != cli::Output::Text {
         output::Mode::Json
     } else if env.stderr_is_terminal && !ci {
         output::Mode::Terminal
     } else {
         output::Mode::Plain
     };
-    let color =
-        mode == output::Mode::Terminal && !cli.global.no_color && env.vars.get("NO_COLOR").is_none_or(|v| v.is_empty());
-    let reporter = Arc::new(output::Reporter::new(
+    let set = |k: &str| env.vars.get(k).is_some_and(|v| !v.is_empty() && v != "0");
+    let color = match (cli.global.no_color, cli.global.color) {
+        (true, _) | (_, cli::ColorChoice::Never) => false,
+        (_, cli::ColorChoice::Always) => mode != output::Mode::Json,
+        _ if set("CLICOLOR_FORCE") => mode != output::Mode::Json,
+        _ => mode == output::Mode::Terminal && !set("NO_COLOR"),
+    };
+    // Reports are one document (kubectl's convention); what acts streams its events.
+    let document = matches!(
+        cli.command,
+        cli::Command::Status
+            | cli::Command::Plan { .. }
+            | cli::Command::Env { .. }
+            | cli::Command::Doctor
+            | cli::Command::Version
+            | cli::Command::Tools {
+                command: cli::ToolsCommand::List
+            }
+    );
+    if cli.global.output == cli::Output::Yaml && !document {
+        let _ = env.stderr.write_all(
+            format!(
+                "error: -o yaml is for the reports (status, plan, env, doctor, tools list, version); `{}` streams its events with -o json\n",
+                cli.command.name()
+            )
+            .as_bytes(),
+        );
+        return error::exit::USAGE;
+    }
+    let mut reporter = output::Reporter::new(
         mode,
         cli.global.quiet,
         cli.global.verbose,
         color,
         env.stdout,
         env.stderr,
-    ));
+    );
+    if document && mode == output::Mode::Json {
+        reporter.as_document(if cli.global.output == cli::Output::Yaml {
+            output::Shape::Yaml
+        } else {
+            output::Shape::Json
+        });
+    }
+    let reporter = Arc::new(reporter);
     let ledger = Arc::new(exec::Ledger::new());
     if env.handle_signals {
         signals::install(env.cancel.clone(), ledger.clone(), reporter.clone());
@@ -195,7 +230,8 @@ where
             command: cli::ToolsCommand::Install { tools },
         } => commands::tools::install_cmd(&app, tools),
         cli::Command::Init { force } => commands::init::run(&app, *force),
-        cli::Command::Completions { shell } => {
+        cli::Command::Version => commands::version::run(&app),
+        cli::Command::Completion { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut cli::Cli::command(), "devenv", &mut buf);
             app.reporter.data(&String::from_utf8_lossy(&buf));

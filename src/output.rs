@@ -21,10 +21,23 @@ pub enum Mode {
 
 pub type Sink = Box<dyn Write + Send>;
 
+/// How a json-mode command prints: a stream of events (up, down, test, run), or one document
+/// at the end (status, plan, env, tools list, version, doctor), as JSON or YAML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Stream,
+    Json,
+    Yaml,
+}
+
 pub struct Reporter {
     pub mode: Mode,
+    shape: Shape,
+    /// The events of a document command, printed together by `finish`.
+    document: Mutex<Vec<serde_json::Value>>,
     quiet: bool,
-    verbose: bool,
+    /// 0, 1 (`-v`: debug lines), 2 (`-vv`: also every tool command, timed).
+    verbose: u8,
     color: bool,
     out: Mutex<Sink>,
     err: Mutex<Sink>,
@@ -41,6 +54,49 @@ fn clock() -> String {
         .unwrap_or(0)
         % 86_400;
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// One document from a command's events: its main event's fields (the `status`, the `plan`,
+/// the `env`), or its repeated events as a list (`tools`, `findings`), with the command, its
+/// result and exit code, and any warnings and error.
+fn document(command: &str, result: &str, code: u8, events: Vec<serde_json::Value>) -> serde_json::Value {
+    let mut doc = serde_json::Map::new();
+    let mut warnings = Vec::new();
+    let mut lists: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+    for mut e in events {
+        let kind = e["event"].as_str().unwrap_or_default().to_string();
+        if let Some(o) = e.as_object_mut() {
+            o.remove("event");
+        }
+        match kind.as_str() {
+            "warning" | "info" => warnings.push(e["message"].clone()),
+            "error" => {
+                doc.insert("error".into(), e);
+            }
+            "summary" => {
+                for (k, v) in e.as_object().cloned().unwrap_or_default() {
+                    doc.entry(k).or_insert(v);
+                }
+            }
+            _ => lists.entry(kind).or_default().push(e),
+        }
+    }
+    for (kind, mut items) in lists {
+        if items.len() == 1 && !matches!(kind.as_str(), "tool" | "finding") {
+            for (k, v) in items.remove(0).as_object().cloned().unwrap_or_default() {
+                doc.insert(k, v);
+            }
+        } else {
+            doc.insert(format!("{kind}s"), items.into());
+        }
+    }
+    doc.insert("command".into(), command.into());
+    doc.insert("result".into(), result.into());
+    doc.insert("exit_code".into(), code.into());
+    if !warnings.is_empty() {
+        doc.insert("messages".into(), warnings.into());
+    }
+    serde_json::Value::Object(doc)
 }
 
 /// Text from a tool made safe to print: escape sequences (colours, cursor moves, OSC titles and
@@ -87,10 +143,12 @@ pub fn seconds(d: Duration) -> String {
 }
 
 impl Reporter {
-    pub fn new(mode: Mode, quiet: bool, verbose: bool, color: bool, out: Sink, err: Sink) -> Self {
+    pub fn new(mode: Mode, quiet: bool, verbose: u8, color: bool, out: Sink, err: Sink) -> Self {
         let multi = (mode == Mode::Terminal).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Reporter {
             mode,
+            shape: Shape::Stream,
+            document: Mutex::new(Vec::new()),
             quiet,
             verbose,
             color,
@@ -127,6 +185,14 @@ impl Reporter {
             return;
         }
         let mut v = v;
+        if self.shape != Shape::Stream {
+            self.document.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+            return;
+        }
+        // Every event says when (UTC).
+        if let Some(o) = v.as_object_mut() {
+            o.insert("ts".into(), jiff::Timestamp::now().to_string().into());
+        }
         if v["event"] == "summary" {
             self.summarized.store(true, Ordering::SeqCst);
             // A command sends its own summary only when it succeeded.
@@ -142,15 +208,36 @@ impl Reporter {
     /// The last JSON line of every command (json mode): its `summary`, unless the command sent
     /// a fuller one itself, with the exit code either way.
     pub fn finish(&self, command: &str, code: u8) {
-        if self.mode != Mode::Json || self.summarized.load(Ordering::SeqCst) {
-            return;
-        }
         let result = match code {
             0 => "ok",
             130 | 143 => "interrupted",
             _ => "failed",
         };
+        if self.mode != Mode::Json {
+            return;
+        }
+        if self.shape != Shape::Stream {
+            let events = std::mem::take(&mut *self.document.lock().unwrap_or_else(|e| e.into_inner()));
+            let doc = document(command, result, code, events);
+            let text = match self.shape {
+                Shape::Yaml => serde_saphyr::to_string(&doc).unwrap_or_default(),
+                _ => format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default()),
+            };
+            let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = o.write_all(text.as_bytes());
+            let _ = o.flush();
+            return;
+        }
+        if self.summarized.load(Ordering::SeqCst) {
+            return;
+        }
         self.json(serde_json::json!({"event": "summary", "command": command, "result": result, "exit_code": code}));
+    }
+
+    /// Prints one document at the end instead of a stream of events (kubectl's and helm's
+    /// `-o json` / `-o yaml`).
+    pub fn as_document(&mut self, shape: Shape) {
+        self.shape = shape;
     }
 
     /// Text for a person only (a table whose rows also went out as their own events): nothing
@@ -204,9 +291,23 @@ impl Reporter {
     }
 
     pub fn debug(&self, text: &str) {
-        if self.verbose {
+        if self.verbose >= 1 {
             self.info(text);
         }
+    }
+
+    /// `-vv`: what devenv runs, as it runs it.
+    pub fn trace(&self, text: &str) {
+        if self.verbose >= 2 {
+            match self.mode {
+                Mode::Json => self.json(serde_json::json!({"event": "trace", "message": text})),
+                _ => self.line(&sanitize(text)),
+            }
+        }
+    }
+
+    pub fn tracing(&self) -> bool {
+        self.verbose >= 2
     }
 
     pub fn warn(&self, text: &str) {

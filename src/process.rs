@@ -373,6 +373,35 @@ impl Stream for SystemStream {
     }
 }
 
+/// A runner that says what it runs (`-vv`): each command line, how long it took and how it ended.
+pub struct Traced {
+    pub inner: std::sync::Arc<dyn Runner>,
+    pub trace: std::sync::Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Runner for Traced {
+    fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Output, RunError> {
+        let t = std::time::Instant::now();
+        let r = self.inner.run(cmd, cancel);
+        let how = match &r {
+            Ok(o) => format!("exit {}", o.code),
+            Err(RunError::Failed { code, .. }) => format!("exit {code}"),
+            Err(e) => e.to_string().lines().next().unwrap_or_default().to_string(),
+        };
+        (self.trace)(&format!(
+            "   $ {} ({} ms, {how})",
+            cmd.display(),
+            t.elapsed().as_millis()
+        ));
+        r
+    }
+
+    fn stream(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Box<dyn Stream>, RunError> {
+        (self.trace)(&format!("   $ {} (streamed)", cmd.display()));
+        self.inner.stream(cmd, cancel)
+    }
+}
+
 impl Runner for SystemRunner {
     fn run(&self, cmd: &Cmd, cancel: &Cancel) -> Result<Output, RunError> {
         let mut spawned = spawn(cmd, cancel)?;

@@ -12,6 +12,7 @@ pub mod stop;
 pub mod test;
 pub mod tools;
 pub mod up;
+pub mod version;
 
 use crate::cli::Global;
 use crate::config::{self, Config, Driver};
@@ -137,7 +138,17 @@ impl App {
             let tools = crate::doctor::tools(w.host.as_ref(), config, &self.cancel).0;
             return Ok((w, tools));
         }
-        let system: Arc<dyn crate::process::Runner> = Arc::new(SystemRunner);
+        let system: Arc<dyn crate::process::Runner> = if self.reporter.tracing() {
+            Arc::new(crate::process::Traced {
+                inner: Arc::new(SystemRunner),
+                trace: {
+                    let r = self.reporter.clone();
+                    Arc::new(move |line: &str| r.trace(line))
+                },
+            })
+        } else {
+            Arc::new(SystemRunner)
+        };
         let host = Arc::new(crate::adapters::host::RealHost::new(
             system.clone(),
             &self.vars,

@@ -54,6 +54,7 @@ pub fn install_cmd(app: &App, names: &[String]) -> Result<()> {
     let (os, arch) = install::platform();
     let platform = format!("{os}-{arch}");
     let bin = tools::bin_dir(&app.vars);
+    let mut lock = Lock::read(&config.dir)?;
     let mut requests = Vec::new();
     for name in &wanted {
         let Some(pin) = config.versions.tools.get(*name) else {
@@ -69,23 +70,19 @@ pub fn install_cmd(app: &App, names: &[String]) -> Result<()> {
                 format!("add tools.{name}.url to versions.yaml"),
             ));
         };
-        let Some(sum) = pin.sha256.get(&platform) else {
-            return Err(Error::prerequisite(
-                format!(
-                    "versions.yaml pins no SHA-256 for {name} {} on {platform}; devenv installs nothing it cannot verify",
-                    pin.version
-                ),
-                format!(
-                    "copy the sum of {} from the project's release page into tools.{name}.sha256.{platform} in versions.yaml",
-                    install::expand(url, &pin.version)
-                ),
-            ));
+        // versions.yaml's own pin first, then the team's lock, then the project's checksum file.
+        let (sum, pinned_in) = match (pin.sha256.get(&platform), lock.get(name, &pin.version, &platform)) {
+            (Some(s), _) => (Some(s.clone()), "versions.yaml".to_string()),
+            (None, Some(s)) => (Some(s), lock.display()),
+            (None, None) => (None, String::new()),
         };
         requests.push(install::Request {
             tool: name.to_string(),
             version: pin.version.clone(),
             url: install::expand(url, &pin.version),
-            sha256: sum.clone(),
+            sha256: sum,
+            pinned_in,
+            checksum_url: pin.sha256_url.as_ref().map(|u| install::expand(u, &pin.version)),
             archive_path: pin.archive_path.clone(),
             bin_dir: bin.clone(),
         });
@@ -120,12 +117,32 @@ pub fn install_cmd(app: &App, names: &[String]) -> Result<()> {
             span: Some((std::time::Duration::ZERO, t.elapsed())),
         });
         match r? {
-            install::Outcome::Installed { bytes, path } => app.reporter.info(&format!(
-                "{} {} installed at {} ({bytes} bytes, SHA-256 checked)",
-                req.tool,
-                req.version,
-                path.display()
-            )),
+            install::Outcome::Installed {
+                bytes,
+                path,
+                sha256,
+                from_checksum_file,
+            } => {
+                app.reporter.info(&format!(
+                    "{} {} installed at {} ({bytes} bytes, SHA-256 checked against {})",
+                    req.tool,
+                    req.version,
+                    path.display(),
+                    if from_checksum_file {
+                        "the project's checksum file"
+                    } else {
+                        req.pinned_in.as_str()
+                    }
+                ));
+                if from_checksum_file {
+                    lock.set(&req.tool, &req.version, &platform, &sha256);
+                    lock.write()?;
+                    app.reporter.info(&format!(
+                        "kept its sum in {}: commit it, and every later install is held to it",
+                        lock.display()
+                    ));
+                }
+            }
             install::Outcome::AlreadyInstalled { path } => app.reporter.info(&format!(
                 "{} {} is already installed at {}; nothing downloaded",
                 req.tool,
@@ -135,4 +152,74 @@ pub fn install_cmd(app: &App, names: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `versions.lock` beside versions.yaml: the SHA-256 of each tool download devenv verified
+/// against the project's checksum file, by tool, version and platform. Shared by the team (it is
+/// meant to be committed): a later install anywhere is held to the sum, and one that changed is
+/// refused.
+struct Lock {
+    path: std::path::PathBuf,
+    sums: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    >,
+}
+
+impl Lock {
+    const FILE: &'static str = "versions.lock";
+
+    fn read(dir: &std::path::Path) -> Result<Lock> {
+        let path = dir.join(Self::FILE);
+        let text = crate::files::read_text(&path, 1 << 20, crate::files::Links::Follow).map_err(|why| {
+            Error::usage(
+                format!("{} {why}", path.display()),
+                "delete it; `devenv tools install` writes it again",
+            )
+        })?;
+        let sums = match text {
+            None => Default::default(),
+            Some(t) => serde_json::from_str(&t).map_err(|e| {
+                Error::usage(
+                    format!("{}: not a lock file devenv wrote ({e})", path.display()),
+                    "restore it from version control, or delete it; `devenv tools install` writes it again",
+                )
+            })?,
+        };
+        Ok(Lock { path, sums })
+    }
+
+    fn display(&self) -> String {
+        Self::FILE.to_string()
+    }
+
+    fn get(&self, tool: &str, version: &str, platform: &str) -> Option<String> {
+        self.sums.get(tool)?.get(version)?.get(platform).cloned()
+    }
+
+    fn set(&mut self, tool: &str, version: &str, platform: &str, sum: &str) {
+        self.sums
+            .entry(tool.into())
+            .or_default()
+            .entry(version.into())
+            .or_default()
+            .insert(platform.into(), sum.into());
+    }
+
+    /// Atomically, readable by the team (0644): it holds no secret.
+    fn write(&self) -> Result<()> {
+        let text = serde_json::to_string_pretty(&self.sums).unwrap_or_default() + "\n";
+        let tmp = self.path.with_extension(format!("lock.tmp.{}", std::process::id()));
+        let fail = |e: std::io::Error| {
+            Error::failed(
+                format!("cannot write {}: {e}", self.path.display()),
+                "check that the directory is writable",
+            )
+        };
+        std::fs::write(&tmp, text).map_err(fail)?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            fail(e)
+        })
+    }
 }

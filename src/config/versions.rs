@@ -52,6 +52,10 @@ pub struct Tool {
     /// SHA-256 of the download per platform, e.g. `linux-amd64: <64 hex>`.
     #[serde(default)]
     pub sha256: std::collections::BTreeMap<String, Spanned<String>>,
+    /// The checksum file the project publishes beside the download ({version}, {os}, {arch}),
+    /// read when no sum is pinned; the sum it gives is then kept in versions.lock.
+    #[serde(default)]
+    pub sha256_url: Option<Spanned<String>>,
 }
 
 /// One tool's pins after validation.
@@ -62,6 +66,7 @@ pub struct ToolPin {
     pub url: Option<String>,
     pub archive_path: Option<String>,
     pub sha256: std::collections::BTreeMap<String, String>,
+    pub sha256_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +180,7 @@ impl VersionsFile {
                 url: t.url.as_ref().map(|u| u.value.clone()),
                 archive_path: t.archive_path.clone(),
                 sha256,
+                sha256_url: t.sha256_url.as_ref().map(|u| u.value.clone()),
             })
         };
         let k = &self.kubernetes;

@@ -1,7 +1,7 @@
 //! PostgreSQL over its wire protocol (v3): log in (SCRAM-SHA-256 or a cleartext password), then
 //! write, read back and delete a row unique to the run in a table of devenv's own.
 
-use super::scram::{Scram, b64decode, b64encode};
+use super::scram::{Scram, b64decode};
 use super::{connect, read_exact, write_all};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -33,7 +33,7 @@ fn error_text(body: &[u8]) -> String {
     let mut msg = String::new();
     let mut code = String::new();
     for field in body.split(|b| *b == 0).filter(|f| !f.is_empty()) {
-        let text = String::from_utf8_lossy(&field[1..]).into_owned();
+        let text = String::from_utf8_lossy(field.get(1..).unwrap_or_default()).into_owned();
         match field[0] {
             b'M' => msg = text,
             b'C' => code = text,
@@ -43,7 +43,7 @@ fn error_text(body: &[u8]) -> String {
     format!("{msg} (SQLSTATE {code})")
 }
 
-fn login(s: &mut TcpStream, l: &Login, token: &str) -> Result<(), String> {
+fn login(s: &mut TcpStream, l: &Login) -> Result<(), String> {
     let mut params = Vec::new();
     for (k, v) in [
         ("user", l.user),
@@ -60,13 +60,17 @@ fn login(s: &mut TcpStream, l: &Login, token: &str) -> Result<(), String> {
     startup.extend(196_608u32.to_be_bytes());
     startup.extend(params);
     write_all(s, &startup)?;
-    let scram = Scram::new(b64encode(token.as_bytes()));
+    let scram = Scram::new(super::scram::nonce()?);
     let mut expect_signature: Option<Vec<u8>> = None;
     loop {
         let (kind, body) = read_message(s)?;
         match kind {
             b'R' => {
-                let code = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                // Short messages are a wrong server, never a panic.
+                let Some(head) = body.get(..4) else {
+                    return Err("not the PostgreSQL protocol (a short authentication message)".into());
+                };
+                let code = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
                 match code {
                     0 => {}
                     3 => write_all(s, &message(b'p', &[l.password.as_bytes(), &[0]].concat()))?,
@@ -114,11 +118,13 @@ fn query(s: &mut TcpStream, sql: &str) -> Result<(Vec<String>, String), String> 
         let (kind, body) = read_message(s)?;
         match kind {
             b'D' => {
-                let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
+                let bad = || "not the PostgreSQL protocol (a short data row)".to_string();
+                let len = i32::from_be_bytes(body.get(2..6).and_then(|b| b.try_into().ok()).ok_or_else(bad)?);
                 rows.push(if len < 0 {
                     String::new()
                 } else {
-                    String::from_utf8_lossy(&body[6..6 + len as usize]).into_owned()
+                    let cell = body.get(6..6 + len as usize).ok_or_else(bad)?;
+                    String::from_utf8_lossy(cell).into_owned()
                 });
             }
             b'C' => tag = String::from_utf8_lossy(&body).trim_end_matches('\0').to_string(),
@@ -140,7 +146,7 @@ pub fn check(host: &str, port: u16, l: &Login, token: &str, timeout: Duration) -
         return Err(fail("token", "not hexadecimal".into()));
     }
     let mut s = connect(host, port, timeout)?;
-    login(&mut s, l, token).map_err(|e| fail("login", e))?;
+    login(&mut s, l).map_err(|e| fail("login", e))?;
     query(
         &mut s,
         "CREATE TABLE IF NOT EXISTS devenv_smoke (token text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
@@ -166,4 +172,63 @@ pub fn check(host: &str, port: u16, l: &Login, token: &str, timeout: Duration) -
         return Err(fail("delete", format!("the server said {tag:?}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod short_messages {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server that reads the startup message and answers `reply`, then closes.
+    fn server(reply: Vec<u8>) -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(&reply);
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn short_or_cut_server_messages_are_errors_not_panics() {
+        let login = Login {
+            user: "postgres",
+            password: "pw",
+            database: "postgres",
+        };
+        for reply in [
+            message(b'R', &[0, 0]),
+            message(b'R', &[]),
+            [
+                message(b'R', &0u32.to_be_bytes()),
+                message(b'Z', b"I"),
+                message(b'D', &[0, 1, 0]),
+            ]
+            .concat(),
+            [
+                message(b'R', &0u32.to_be_bytes()),
+                message(b'Z', b"I"),
+                message(b'D', &[0, 1, 0, 0, 0, 9, b'x']),
+            ]
+            .concat(),
+            message(b'E', &[0, b'M']),
+        ] {
+            let port = server(reply.clone());
+            let r = std::panic::catch_unwind(|| check("127.0.0.1", port, &login, "abc123", Duration::from_secs(2)));
+            let r = r.unwrap_or_else(|_| panic!("panicked on {reply:?}"));
+            assert!(r.is_err(), "{reply:?}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn the_scram_nonce_is_fresh_randomness_not_the_run_token() {
+        let a = super::super::scram::nonce().unwrap();
+        let b = super::super::scram::nonce().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(super::super::scram::b64decode(&a).unwrap().len(), 18);
+    }
 }

@@ -1,5 +1,5 @@
 //! SCRAM-SHA-256 (RFC 5802/7677) as PostgreSQL uses it, on the sha2 crate: HMAC, PBKDF2 (Hi) and
-//! base64 are small enough to write here rather than pull in more crates.
+//! base64 is the `base64` crate.
 
 use sha2::{Digest, Sha256};
 
@@ -34,38 +34,27 @@ pub fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/// Standard base64 with padding (RFC 4648), as SCRAM and helm's storage use it: the `base64`
+/// crate.
 pub fn b64encode(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 pub fn b64decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = B64.iter().position(|x| *x == c)? as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    Some(out)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
+}
+
+/// A SCRAM client nonce: 18 bytes from the kernel's CSPRNG, base64 (never a value seen elsewhere,
+/// such as the run's token).
+pub fn nonce() -> Result<String, String> {
+    use std::io::Read;
+    let mut b = [0u8; 18];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("cannot read /dev/urandom for a SCRAM nonce: {e}"))?;
+    Ok(b64encode(&b))
 }
 
 /// The client side of one SCRAM-SHA-256 exchange.

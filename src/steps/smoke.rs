@@ -330,15 +330,24 @@ fn report(outcomes: &[Outcome], reporter: &Reporter, junit: Option<&std::path::P
     }
 }
 
+/// Text for an XML attribute or element: escape sequences and control characters gone (a
+/// container's log carries them, and XML 1.0 forbids most), then the five specials escaped.
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r')
+            || ('\u{20}'..='\u{D7FF}').contains(&c)
+            || ('\u{E000}'..='\u{FFFD}').contains(&c)
+            || c >= '\u{10000}'
+    };
+    let clean: String = crate::output::sanitize(text).chars().filter(|c| allowed(*c)).collect();
+    clean
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-/// A JUnit report of the smoke checks, for CI systems that show test results.
-/// The JUnit report: each check a testcase with its own time, the suite's time the wall time of
+/// The JUnit report (for CI systems that show test results): each check a testcase with its own time, the suite's time the wall time of
 /// the whole run (the checks run at the same time, so their sum would overstate it).
 pub fn write_junit(path: &std::path::Path, outcomes: &[Outcome], wall: Duration) -> Result<()> {
     let failures = outcomes.iter().filter(|o| o.result.is_err()).count();

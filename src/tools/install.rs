@@ -15,8 +15,13 @@ pub struct Request {
     pub tool: String,
     pub version: String,
     pub url: String,
-    /// The pinned SHA-256 of what `url` serves (the archive, for an archived tool).
-    pub sha256: String,
+    /// The pinned SHA-256 of what `url` serves (the archive, for an archived tool): from
+    /// versions.yaml or versions.lock; None: read it from `checksum_url`.
+    pub sha256: Option<String>,
+    /// Where the pinned sum comes from, for the messages (`versions.yaml`, `versions.lock`).
+    pub pinned_in: String,
+    /// The checksum file the project publishes beside the download.
+    pub checksum_url: Option<String>,
     /// For a .tar.gz: the member that is the binary.
     pub archive_path: Option<String>,
     pub bin_dir: PathBuf,
@@ -24,8 +29,25 @@ pub struct Request {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Installed { bytes: u64, path: PathBuf },
-    AlreadyInstalled { path: PathBuf },
+    /// `from_checksum_file`: the sum it was verified against came from the project's checksum
+    /// file (nothing pinned it): the caller keeps it in versions.lock.
+    Installed {
+        bytes: u64,
+        path: PathBuf,
+        sha256: String,
+        from_checksum_file: bool,
+    },
+    AlreadyInstalled {
+        path: PathBuf,
+    },
+}
+
+/// The SHA-256 in a checksum file as projects publish them: `<64 hex>` alone (kubectl's,
+/// minikube's `.sha256`) or followed by the file's name (`sha256sum` output: kind's and helm's
+/// `.sha256sum`). Anything else is None, never a guess.
+pub fn parse_sum(text: &str) -> Option<String> {
+    let first = text.split_whitespace().next()?;
+    (first.len() == 64 && first.chars().all(|c| c.is_ascii_hexdigit())).then(|| first.to_lowercase())
 }
 
 /// This machine's platform in the names release files use: (`linux`, `amd64`).
@@ -140,7 +162,7 @@ fn already_installed(req: &Request, dest: &Path) -> bool {
     let Ok(installed) = std::fs::read(dest) else {
         return false;
     };
-    let want = req.sha256.to_lowercase();
+    let want = req.sha256.clone().unwrap_or_default().to_lowercase();
     match &req.archive_path {
         None => hex(&Sha256::digest(&installed)) == want,
         Some(member) => {
@@ -153,6 +175,26 @@ fn already_installed(req: &Request, dest: &Path) -> bool {
 
 /// Installs `req`, reporting `(bytes so far, total if known)` as the download goes.
 pub fn install(req: &Request, cancel: &Cancel, progress: &dyn Fn(u64, Option<u64>)) -> Result<Outcome> {
+    let (sum, from_file) = match (&req.sha256, &req.checksum_url) {
+        (Some(s), _) => (s.to_lowercase(), false),
+        (None, Some(url)) => (checksum_from(url, req, cancel)?, true),
+        (None, None) => {
+            return Err(Error::prerequisite(
+                format!(
+                    "no SHA-256 is pinned for {} {} and versions.yaml names no checksum file (`sha256Url`); nothing was installed",
+                    req.tool, req.version
+                ),
+                format!(
+                    "pin tools.{}.sha256 for this platform, or add its `sha256Url`",
+                    req.tool
+                ),
+            ));
+        }
+    };
+    let req = &Request {
+        sha256: Some(sum.clone()),
+        ..req.clone()
+    };
     let dest = req.bin_dir.join(&req.tool);
     // A second install of the same pin downloads nothing, if the binary is still the pinned one.
     if already_installed(req, &dest) {
@@ -165,13 +207,27 @@ pub fn install(req: &Request, cancel: &Cancel, progress: &dyn Fn(u64, Option<u64
     let _scratch = Scratch(vec![download.clone(), staged.clone()]);
 
     let (bytes, digest) = fetch(&req.url, &download, cancel, progress)?;
-    if digest != req.sha256.to_lowercase() {
+    if digest != sum {
+        let (pinned, help) = if from_file {
+            (
+                format!(
+                    "its checksum file {} says {sum}",
+                    req.checksum_url.as_deref().unwrap_or_default()
+                ),
+                "the download or its checksum file is not what the project published: try again later, and check the release page",
+            )
+        } else {
+            (
+                format!("{} pins {sum}", req.pinned_in),
+                "a sum that changes is refused: if the release really changed, check the sum on the project's release page, then update (or delete the tool's entry in) that file",
+            )
+        };
         return Err(Error::failed(
             format!(
-                "{} {}: the download from {} has SHA-256 {digest}, but versions.yaml pins {}; nothing was installed",
-                req.tool, req.version, req.url, req.sha256
+                "{} {}: the download from {} has SHA-256 {digest}, but {pinned}; nothing was installed",
+                req.tool, req.version, req.url
             ),
-            "if the release really changed, check the sum on the project's release page before updating versions.yaml",
+            help,
         ));
     }
     // What becomes executable is the verified download itself, or a regular file from inside it.
@@ -189,7 +245,46 @@ pub fn install(req: &Request, cancel: &Cancel, progress: &dyn Fn(u64, Option<u64
     std::fs::rename(&staged, &dest).map_err(|e| io(&dest, e))?;
     // Left by earlier devenvs, which trusted it: nothing reads it any more.
     let _ = std::fs::remove_file(req.bin_dir.join(format!(".{}.installed", req.tool)));
-    Ok(Outcome::Installed { bytes, path: dest })
+    Ok(Outcome::Installed {
+        bytes,
+        path: dest,
+        sha256: sum,
+        from_checksum_file: from_file,
+    })
+}
+
+/// The sum in the project's checksum file (at most 4 KiB, fetched under the same URL rules).
+fn checksum_from(url: &str, req: &Request, cancel: &Cancel) -> Result<String> {
+    let pid = std::process::id();
+    std::fs::create_dir_all(&req.bin_dir).map_err(|e| io(&req.bin_dir, e))?;
+    let path = req.bin_dir.join(format!(".{}.sha256.{pid}", req.tool));
+    let _scratch = Scratch(vec![path.clone()]);
+    let (bytes, _) = fetch(url, &path, cancel, &|_, _| {}).map_err(|e| {
+        Error::prerequisite(
+            format!(
+                "no SHA-256 is pinned for {} {}, and its checksum file could not be read: {e}; nothing was installed",
+                req.tool, req.version
+            ),
+            format!(
+                "pin tools.{}.sha256 for this platform in versions.yaml, or fix `sha256Url`",
+                req.tool
+            ),
+        )
+    })?;
+    let text = if bytes <= 4096 {
+        std::fs::read_to_string(&path).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    parse_sum(&text).ok_or_else(|| {
+        Error::prerequisite(
+            format!(
+                "{url} is not a checksum file (no SHA-256 at its start); nothing was installed for {} {}",
+                req.tool, req.version
+            ),
+            format!("check tools.{}.sha256Url in versions.yaml", req.tool),
+        )
+    })
 }
 
 fn fetch(url: &str, to: &Path, cancel: &Cancel, progress: &dyn Fn(u64, Option<u64>)) -> Result<(u64, String)> {

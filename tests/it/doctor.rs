@@ -125,18 +125,22 @@ fn sim_doctor_reports_each_problem_with_a_fix_and_exits_3_when_one_blocks() {
     ] {
         assert!(out.stdout.contains(needle), "missing `{needle}` in {out:?}");
     }
+    // One document: the findings, the counts, the exit code.
     let json = lab.run(&["-o", "json", "doctor"]);
-    let findings: Vec<serde_json::Value> = json
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v["event"] == "finding")
-        .collect();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert!(
-        findings
+        doc["findings"]
+            .as_array()
+            .unwrap()
             .iter()
-            .any(|f| f["check"] == "port 15432" && f["level"] == "blocking")
+            .any(|f| f["check"] == "port 15432" && f["level"] == "blocking"),
+        "{doc}"
     );
+    assert_eq!(
+        (doc["exit_code"].as_u64(), doc["result"].as_str()),
+        (Some(3), Some("failed"))
+    );
+    assert!(doc["blocking"].as_u64().unwrap() >= 2, "{doc}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod data_dir;
 mod docker_engine;
 mod doctor;
 mod first_day;
+mod front_door;
 mod fuzz;
 mod image_load;
 mod kube_api;

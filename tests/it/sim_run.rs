@@ -178,3 +178,32 @@ fn sim_test_prints_a_table_and_writes_a_junit_report() {
         "{xml}"
     );
 }
+
+#[test]
+fn sim_the_junit_report_parses_as_xml_whatever_a_failing_check_printed() {
+    let lab = Lab::new("junitxml");
+    assert_eq!(lab.run(&["up", "--no-test"]).code, 0);
+    // What a container log carries: colour codes, a bell, NUL, a form feed, and XML's specials.
+    lab.world.inject(
+        "probe",
+        Some("redis"),
+        "redis: \u{1b}[31mWRONGPASS\u{1b}[0m \u{7}\u{0}\u{c} <bad> & \"quoted\" \u{1b}]0;title\u{7}",
+        0,
+    );
+    let report = lab.state.path().join("smoke.xml");
+    let out = lab.run(&["test", "--junit", &report.display().to_string()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let xml = std::fs::read_to_string(&report).unwrap();
+    // A real XML parser reads it.
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML ({e}): {xml:?}"));
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a failure element");
+    let message = failure.attribute("message").unwrap();
+    assert!(
+        message.contains("WRONGPASS") && message.contains("<bad> & \"quoted\""),
+        "{message:?}"
+    );
+    assert!(!message.contains('\u{1b}') && !message.contains("title"), "{message:?}");
+}

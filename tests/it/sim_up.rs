@@ -342,14 +342,44 @@ fn sim_json_output_is_one_object_per_line_on_stdout() {
         (&last["event"], &last["command"], &last["result"], &last["exit_code"]),
         (&"summary".into(), &"up".into(), &"failed".into(), &2.into())
     );
-    // Every command's last line is its summary.
-    for args in [&["status"][..], &["plan"], &["env"], &["tools", "list"], &["test"]] {
+    // A command that acts streams events, each with its time, and ends with its summary.
+    let out = lab.run(&["-o", "json", "test"]);
+    let events = crate::common::events(&out.stdout);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["ts"].as_str().is_some_and(|t| t.ends_with('Z'))),
+        "{out:?}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(
+        (&last["event"], &last["exit_code"]),
+        (&"summary".into(), &out.code.into())
+    );
+    // A report is one document (kubectl's convention), with its result and exit code.
+    for args in [
+        &["status"][..],
+        &["plan"],
+        &["env"],
+        &["tools", "list"],
+        &["version"],
+        &["doctor"],
+    ] {
         let out = lab.run(&[&["-o", "json"][..], args].concat());
-        let events = crate::common::events(&out.stdout);
-        let last = events.last().unwrap_or_else(|| panic!("{args:?}: {out:?}"));
-        assert_eq!(last["event"], "summary", "{args:?}: {out:?}");
-        assert_eq!(last["exit_code"], out.code, "{args:?}: {out:?}");
+        let doc: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not one document ({e}): {out:?}"));
+        assert_eq!(doc["exit_code"], out.code, "{args:?}: {doc}");
+        assert!(doc["result"].is_string(), "{args:?}: {doc}");
+        // And as YAML.
+        let yaml = lab.run(&[&["-o", "yaml"][..], args].concat());
+        let y: serde_json::Value =
+            serde_saphyr::from_str(&yaml.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {yaml:?}"));
+        assert_eq!(y["exit_code"], doc["exit_code"], "{args:?}");
     }
+    let status: serde_json::Value = serde_json::from_str(&lab.run(&["-o", "json", "status"]).stdout).unwrap();
+    assert_eq!(status["healthy"], true, "{status}");
+    // -o yaml of what streams is refused.
+    assert_eq!(lab.run(&["-o", "yaml", "up"]).code, 2);
 }
 
 #[test]
@@ -441,12 +471,27 @@ fn help_and_completions_go_to_stdout() {
     let lab = Lab::new("help");
     let out = lab.run(&["--help"]);
     assert_eq!(out.code, 0);
-    for cmd in ["up", "plan", "down", "status", "test", "init", "completions"] {
+    for cmd in [
+        "up",
+        "plan",
+        "down",
+        "status",
+        "test",
+        "init",
+        "completion",
+        "version",
+        "stop",
+        "start",
+    ] {
         assert!(out.stdout.contains(&format!("  {cmd} ")), "{cmd} missing from --help");
     }
-    let out = lab.run(&["completions", "bash"]);
-    assert_eq!(out.code, 0);
-    assert!(out.stdout.contains("_devenv()"));
+    assert!(out.stdout.contains("Examples:") && out.stdout.contains("devenv run --ephemeral -- cargo test"));
+    // `completion`, as kind, kubectl and helm spell it; `completions` still works.
+    for spelling in ["completion", "completions"] {
+        let out = lab.run(&[spelling, "bash"]);
+        assert_eq!(out.code, 0, "{spelling}");
+        assert!(out.stdout.contains("_devenv()"), "{spelling}");
+    }
     let out = lab.run(&["up", "--bogus"]);
     assert_eq!(out.code, 2);
 }

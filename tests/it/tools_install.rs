@@ -85,8 +85,11 @@ impl Server {
         });
         Server { port, hits, routes }
     }
+    /// Serves `serve` at `path` from now on (in place of what it served before).
     fn route(&self, path: &str, serve: Serve) {
-        self.routes.lock().unwrap().push((path.to_string(), serve));
+        let mut r = self.routes.lock().unwrap();
+        r.retain(|(p, _)| p != path);
+        r.push((path.to_string(), serve));
     }
     fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
@@ -149,7 +152,7 @@ fn a_good_download_installs_executable_and_a_second_install_downloads_nothing() 
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stderr.contains(&format!(
-            "kind 0.33.0 installed at {} ({} bytes, SHA-256 checked)",
+            "kind 0.33.0 installed at {} ({} bytes, SHA-256 checked against versions.yaml)",
             bin(&lab).join("kind").display(),
             body.len()
         )),
@@ -381,16 +384,149 @@ fn a_server_that_never_answers_does_not_outlast_an_interrupt() {
 }
 
 #[test]
-fn a_tool_without_a_pinned_sum_is_not_installed() {
+fn a_tool_without_a_pinned_sum_or_a_checksum_file_is_not_installed() {
     let lab = Lab::new("dl-nosum");
+    let v = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/versions.yaml")).unwrap();
+    let v = v.replace(
+        "    sha256Url: https://dl.k8s.io/release/v{version}/bin/{os}/{arch}/kubectl.sha256\n",
+        "",
+    );
+    lab.project.write("versions.yaml", &v);
     let out = lab.run(&["tools", "install", "kubectl"]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("pins no SHA-256 for kubectl 1.36.4"), "{out:?}");
     assert!(
-        out.stderr.contains("https://dl.k8s.io/release/v1.36.4/bin/"),
-        "the help names the file to check: {out:?}"
+        out.stderr
+            .contains("no SHA-256 is pinned for kubectl 1.36.4 and versions.yaml names no checksum file"),
+        "{out:?}"
     );
     let out = lab.run(&["tools", "install", "kubctl"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("did you mean `kubectl`?"), "{out:?}");
+}
+
+/// versions.yaml with kind from the test server and no sum pinned: its checksum file decides.
+fn versions_with_checksum_file(server: &Server) -> String {
+    let v = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/versions.yaml")).unwrap();
+    v.replace(
+        "    url: https://kind.sigs.k8s.io/dl/v{version}/kind-{os}-{arch}\n    sha256Url: https://kind.sigs.k8s.io/dl/v{version}/kind-{os}-{arch}.sha256sum",
+        &format!(
+            "    url: http://127.0.0.1:{p}/kind-{{os}}-{{arch}}\n    sha256Url: http://127.0.0.1:{p}/kind-{{os}}-{{arch}}.sha256sum",
+            p = server.port
+        ),
+    )
+}
+
+fn installed(lab: &Lab) -> bool {
+    bin(lab).join("kind").exists()
+}
+
+#[test]
+fn with_no_sum_pinned_the_projects_checksum_file_verifies_and_its_sum_is_locked_for_every_later_install() {
+    let server = Server::start();
+    let body = b"#!/bin/sh\necho kind v0.33.0\n".repeat(500);
+    let p = platform();
+    server.route(&format!("/kind-{p}"), Serve::Full(body.clone()));
+    // As `shasum -a 256` writes it (kind's release script): the sum, two spaces, the path.
+    server.route(
+        &format!("/kind-{p}.sha256sum"),
+        Serve::Full(format!("{}  /home/release/bin/kind-{p}\n", sha(&body)).into_bytes()),
+    );
+    let lab = Lab::new("dl-sumfile");
+    lab.project
+        .write("versions.yaml", &versions_with_checksum_file(&server));
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("SHA-256 checked against the project's checksum file"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(bin(&lab).join("kind")).unwrap(), body);
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.project.path().join("versions.lock")).unwrap()).unwrap();
+    assert_eq!(lock["kind"]["0.33.0"][&p], sha(&body));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(lab.project.path().join("versions.lock"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644,
+        "the team's file, no secret in it"
+    );
+
+    // The release is replaced upstream, checksum file and all: the lock refuses the new sum.
+    let changed = b"#!/bin/sh\necho something else\n".repeat(500);
+    server.route(&format!("/kind-{p}"), Serve::Full(changed.clone()));
+    server.route(
+        &format!("/kind-{p}.sha256sum"),
+        Serve::Full(format!("{}  kind-{p}\n", sha(&changed)).into_bytes()),
+    );
+    std::fs::remove_file(bin(&lab).join("kind")).unwrap();
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("but versions.lock pins {}", sha(&body)))
+            && out.stderr.contains("a sum that changes is refused"),
+        "{out:?}"
+    );
+    assert!(!installed(&lab), "an unverified binary was installed");
+    assert!(leftovers(&lab).is_empty(), "{:?}", leftovers(&lab));
+}
+
+#[test]
+fn a_download_that_does_not_match_its_checksum_file_is_refused_and_nothing_is_locked() {
+    let server = Server::start();
+    let p = platform();
+    server.route(&format!("/kind-{p}"), Serve::Full(b"tampered".to_vec()));
+    server.route(
+        &format!("/kind-{p}.sha256sum"),
+        Serve::Full(format!("{}  kind-{p}\n", sha(b"the real one")).into_bytes()),
+    );
+    let lab = Lab::new("dl-sumfile-bad");
+    lab.project
+        .write("versions.yaml", &versions_with_checksum_file(&server));
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("its checksum file http://127.0.0.1:"), "{out:?}");
+    assert!(!installed(&lab));
+    assert!(!lab.project.path().join("versions.lock").exists());
+}
+
+#[test]
+fn a_missing_checksum_file_installs_nothing() {
+    let server = Server::start();
+    let p = platform();
+    server.route(&format!("/kind-{p}"), Serve::Full(b"#!/bin/sh\n".to_vec()));
+    let lab = Lab::new("dl-sumfile-404");
+    lab.project
+        .write("versions.yaml", &versions_with_checksum_file(&server));
+    let out = lab.run(&["tools", "install", "kind"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("its checksum file could not be read") && out.stderr.contains("404"),
+        "{out:?}"
+    );
+    assert!(!installed(&lab));
+    assert_eq!(
+        server.hits(),
+        1,
+        "the binary itself was fetched without a sum to check it against"
+    );
+}
+
+#[test]
+fn checksum_files_are_read_as_projects_publish_them() {
+    use devenv::tools::install::parse_sum;
+    let s = "a".repeat(64);
+    assert_eq!(parse_sum(&s).as_deref(), Some(s.as_str()));
+    assert_eq!(
+        parse_sum(&format!("{s}  kind-linux-amd64\n")).as_deref(),
+        Some(s.as_str())
+    );
+    assert_eq!(parse_sum(&format!("{}\n", "B".repeat(64))), Some("b".repeat(64)));
+    assert_eq!(parse_sum("<html>Not Found</html>"), None);
+    assert_eq!(parse_sum(&"a".repeat(63)), None);
+    assert_eq!(parse_sum(""), None);
 }

@@ -207,8 +207,13 @@ pub fn events(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The first json event of that name.
+/// The first json event of that name; for a report (one document), the document.
 pub fn event(stdout: &str, name: &str) -> serde_json::Value {
+    if let Ok(doc) = serde_json::from_str::<serde_json::Value>(stdout)
+        && doc.get("event").is_none()
+    {
+        return doc;
+    }
     events(stdout)
         .into_iter()
         .find(|e| e["event"] == name)
